@@ -1,0 +1,50 @@
+# Runway Jobs: `make dev` (the main job), `make test` (every check CI runs), `make bench`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+MODULES   := shared functions/deploy functions/trigger functions/monitor runwayctl e2e
+FUNCTIONS := deploy trigger monitor
+GO        ?= go
+FUZZTIME  ?= 30s
+
+.PHONY: dev test fmt vet gotest functions bench fuzz docs runwayctl
+
+## dev: validate the example repositories with runwayctl (the local platform arrives with the emulator).
+dev: runwayctl
+	./bin/runwayctl validate --inventory examples/inventory.yml examples/...
+
+## runwayctl: build the CLI into bin/.
+runwayctl:
+	@mkdir -p bin
+	cd runwayctl && $(GO) build -o ../bin/runwayctl .
+
+## test: gofmt, go vet and go test -race over every module, then each function on its own.
+test: fmt vet gotest functions
+
+fmt:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	@for m in $(MODULES); do echo "go vet $$m"; (cd $$m && $(GO) vet ./...); done
+
+gotest:
+	@for m in $(MODULES); do echo "go test -race $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
+
+## functions: each function module tested with GOWORK=off, then built alone from a vendored copy.
+functions:
+	@for f in $(FUNCTIONS); do scripts/check-function functions/$$f; done
+
+## bench: every benchmark, 6 runs each, for benchstat.
+bench:
+	@for m in $(MODULES); do (cd $$m && $(GO) test -run='^$$' -bench=. -benchmem -count=6 ./...); done
+
+## fuzz: run each fuzz target for FUZZTIME.
+fuzz:
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./schedule/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./manifest/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./inventory/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./document/
+
+## docs: regenerate docs/manifest.md from the schema.
+docs:
+	cd runwayctl && $(GO) run . schema --format markdown > ../docs/manifest.md

@@ -1,0 +1,57 @@
+// Package logging builds the zerolog loggers of the Runway Jobs functions and runwayctl, writing
+// JSON in the shape Cloud Logging reads from stdout: "severity", "message" and "time" fields,
+// so severities and messages show up correctly in the Logs Explorer without an agent.
+package logging
+
+import (
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// New returns a logger that writes Cloud Logging structured JSON lines to w, tagged with the
+// component (e.g. "deploy") and dropping events below level.
+func New(w io.Writer, component string, level zerolog.Level) zerolog.Logger {
+	return zerolog.New(w).
+		Level(level).
+		Hook(severityHook{}).
+		With().
+		Timestamp().
+		Str("component", component).
+		Logger()
+}
+
+func init() {
+	zerolog.MessageFieldName = "message"
+	zerolog.LevelFieldName = "" // replaced by "severity" below
+	zerolog.TimestampFieldName = "time"
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+}
+
+// severityHook writes the Cloud Logging severity for zerolog's level.
+type severityHook struct{}
+
+// Run adds the severity field.
+func (severityHook) Run(e *zerolog.Event, level zerolog.Level, _ string) {
+	e.Str("severity", Severity(level))
+}
+
+// Severity maps a zerolog level to a Cloud Logging LogSeverity name.
+func Severity(level zerolog.Level) string {
+	switch level {
+	case zerolog.TraceLevel, zerolog.DebugLevel:
+		return "DEBUG"
+	case zerolog.InfoLevel:
+		return "INFO"
+	case zerolog.WarnLevel:
+		return "WARNING"
+	case zerolog.ErrorLevel:
+		return "ERROR"
+	case zerolog.FatalLevel:
+		return "CRITICAL"
+	case zerolog.PanicLevel:
+		return "ALERT"
+	}
+	return "DEFAULT"
+}
