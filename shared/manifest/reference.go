@@ -55,7 +55,9 @@ func writeRows(b *strings.Builder, prefix string, node map[string]any, required 
 	for name := range props {
 		names = append(names, name)
 	}
-	sort.SliceStable(names, func(i, j int) bool { return fieldOrder(names[i]) < fieldOrder(names[j]) || fieldOrder(names[i]) == fieldOrder(names[j]) && names[i] < names[j] })
+	sort.SliceStable(names, func(i, j int) bool {
+		return fieldOrder(names[i]) < fieldOrder(names[j]) || fieldOrder(names[i]) == fieldOrder(names[j]) && names[i] < names[j]
+	})
 	for _, name := range names {
 		p, _ := props[name].(map[string]any)
 		path := prefix + name
