@@ -45,6 +45,7 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./inventory/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./document/
 
-## docs: regenerate docs/manifest.md from the schema.
+## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.
 docs:
 	cd runwayctl && $(GO) run . schema --format markdown > ../docs/manifest.md
+	cd runwayctl && $(GO) run . schema > ../docs/runway-job.schema.json

@@ -123,6 +123,16 @@ func Parse(file string, data []byte) (*Document, Problems) {
 }
 
 func (d *Document) at(n ast.Node) Pos {
+	// A mapping's own token is the ':' of its first pair; users think of it as starting at its
+	// first key.
+	switch m := n.(type) {
+	case *ast.MappingValueNode:
+		return d.at(m.Key)
+	case *ast.MappingNode:
+		if len(m.Values) > 0 && !m.IsFlowStyle {
+			return d.at(m.Values[0].Key)
+		}
+	}
 	if n == nil || n.GetToken() == nil || n.GetToken().Position == nil {
 		return Pos{File: d.File}
 	}

@@ -134,11 +134,14 @@ func fromDocument(d *document.Document, problems document.Problems, files []stri
 			problems = append(problems, document.Problem{Pos: d.Pos(""), Message: "cannot decode manifest: " + err.Error()})
 		}
 	}
-	c := checker{d: d, job: j}
+	c := checker{d: d, job: j, flagged: map[string]bool{}}
+	for _, p := range schemaProblems {
+		c.flagged[p.Pointer] = true
+	}
 	if workload != "" {
 		c.overlayName(workload)
 	}
-	j.applyDefaults(d.Has)
+	j.applyDefaults(c.written)
 	c.check()
 	problems = append(problems, c.problems...)
 	if len(problems) > 0 {
@@ -152,16 +155,25 @@ func fromDocument(d *document.Document, problems document.Problems, files []stri
 type checker struct {
 	d        *document.Document
 	job      *Job
+	flagged  map[string]bool // pointers the schema already reported (and pruned)
 	problems document.Problems
 }
 
+// written reports whether the manifest sets pointer to a value the schema accepted.
+func (c *checker) written(pointer string) bool {
+	return c.d.Has(pointer) && !c.flagged[pointer]
+}
+
 func (c *checker) fail(pointer, format string, args ...any) {
+	if c.flagged[pointer] {
+		return // one problem per value: the schema's
+	}
 	path := strings.ReplaceAll(strings.TrimPrefix(pointer, "/"), "/", ".")
 	c.problems = append(c.problems, document.Problem{Pos: c.d.Pos(pointer), Path: path, Pointer: pointer, Message: path + ": " + fmt.Sprintf(format, args...)})
 }
 
 func (c *checker) overlayName(workload string) {
-	if !c.d.Has("/metadata/name") || c.job.Metadata.Name == "" {
+	if !c.written("/metadata/name") || c.job.Metadata.Name == "" {
 		c.job.Metadata.Name = workload
 		return
 	}
@@ -203,7 +215,7 @@ func (c *checker) check() {
 		c.fail("/spec/time_zone", "unknown time zone %q (want an IANA name such as Etc/UTC or Europe/Berlin)", tz)
 		tz = DefaultTimeZone // still check the schedule itself
 	}
-	if c.d.Has("/spec/schedule") && s.Schedule != "" {
+	if c.written("/spec/schedule") && s.Schedule != "" {
 		sched, err := schedule.Parse(s.Schedule, tz)
 		if err != nil {
 			c.fail("/spec/schedule", "%v", err)
@@ -212,17 +224,17 @@ func (c *checker) check() {
 			s.Schedule = sched.Expr()
 		}
 	}
-	if c.d.Has("/spec/starting_deadline") && s.StartingDeadline.D() < MinStartingDeadline {
+	if c.written("/spec/starting_deadline") && s.StartingDeadline.D() < MinStartingDeadline {
 		c.fail("/spec/starting_deadline", "is %s; it must be at least %s, or scheduled runs are skipped before they can start", human(s.StartingDeadline.D()), human(MinStartingDeadline))
 	}
 	if t := s.Timeout.D(); t < MinTimeout || t > MaxTimeout {
 		c.fail("/spec/timeout", "is %s; it must be between %s and %s", human(t), human(MinTimeout), human(MaxTimeout))
 	}
-	if s.Parallelism > s.TaskCount && c.d.Has("/spec/parallelism") {
+	if s.Parallelism > s.TaskCount && c.written("/spec/parallelism") {
 		c.fail("/spec/parallelism", "is %d, more than task_count (%d)", s.Parallelism, s.TaskCount)
 	}
 	c.checkResources(s.Resources.Limits)
-	if c.d.Has("/spec/monitoring/expected_runtime") && s.Monitoring.ExpectedRuntime <= 0 {
+	if c.written("/spec/monitoring/expected_runtime") && s.Monitoring.ExpectedRuntime <= 0 {
 		c.fail("/spec/monitoring/expected_runtime", "must be more than 0")
 	}
 	if s.Monitoring.Grace < 0 {
@@ -286,7 +298,7 @@ func (c *checker) checkResources(l Limits) {
 	}
 	mem := l.MemoryMiB()
 	switch {
-	case mem == 0 && c.d.Has("/spec/resources/limits/memory"):
+	case mem == 0 && c.written("/spec/resources/limits/memory"):
 		return // the schema reported it
 	case mem < 512:
 		c.fail("/spec/resources/limits/memory", "is %s; Cloud Run jobs need at least 512Mi", l.Memory)
@@ -297,7 +309,11 @@ func (c *checker) checkResources(l Limits) {
 	default:
 		for _, r := range cpuForMemory {
 			if mem > r.aboveMiB && cpus < r.cpus {
-				c.fail("/spec/resources/limits/cpu", "is %d; memory %s needs at least %d CPUs", cpus, l.Memory, r.cpus)
+				at := "/spec/resources/limits/cpu"
+				if !c.written(at) {
+					at = "/spec/resources/limits/memory" // the default CPU is too small for the memory written
+				}
+				c.fail(at, "memory %s needs at least %d CPUs; cpu is %d", l.Memory, r.cpus, cpus)
 				break
 			}
 		}

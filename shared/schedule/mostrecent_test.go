@@ -189,6 +189,8 @@ func TestMostRecentWhereKubernetesOvershoots(t *testing.T) {
 	}
 }
 
+// TestMostRecentMatchesBruteForce checks MostRecent (and NextN) on random (earliest, now)
+// pairs against slots found minute by minute, including across DST changes.
 func TestMostRecentMatchesBruteForce(t *testing.T) {
 	exprs := []string{"30 6-16/4 * * 1-5", "0 9 * * 1", "0 0 1 * *", "*/7 * * * *", "0,1 0 * * *", "30 1,2 * * *", "0 0 30 2 1", "15 */3 1-7 * MON"}
 	spring := [2]string{"2024-02-15T00:00:00Z", "2024-04-15T00:00:00Z"} // US 10 March, EU 31 March
@@ -212,45 +214,41 @@ func TestMostRecentMatchesBruteForce(t *testing.T) {
 	var few, many int // pairs with 1..100 and with more than 100 slots due
 	for _, expr := range exprs {
 		for _, c := range cases {
-			tz, w := c.tz, c.window
-			t.Run(fmt.Sprintf("%s/%s/%s", expr, tz, w[0][:7]), func(t *testing.T) {
-					s, err := Parse(expr, tz)
-					if err != nil {
-						t.Fatal(err)
+			t.Run(fmt.Sprintf("%s/%s/%s", expr, c.tz, c.window[0][:7]), func(t *testing.T) {
+				s, err := Parse(expr, c.tz)
+				if err != nil {
+					t.Fatal(err)
+				}
+				from, to := utc(t, c.window[0]), utc(t, c.window[1])
+				slots := bruteSlots(s, from, to)
+				if len(slots) == 0 { // "0 0 30 2 1" fires in February only
+					return
+				}
+				if got := s.NextN(from.Add(-time.Second), len(slots)); !equalTimes(got, slots) {
+					t.Fatalf("NextN disagrees with the brute force:\n got %v\nwant %v", got, slots)
+				}
+				span := int64(to.Sub(from) / time.Second)
+				random := func() time.Time {
+					if rng.Intn(4) == 0 { // exactly on a slot
+						return slots[rng.Intn(len(slots))]
 					}
-					from, to := utc(t, w[0]), utc(t, w[1])
-					slots := bruteSlots(s, from, to)
-					if len(slots) == 0 { // e.g. "0 0 30 2 1" fires in February only
-						return
+					return from.Add(time.Duration(rng.Int63n(span)) * time.Second)
+				}
+				for range pairs {
+					earliest, now := random(), random()
+					if now.Before(earliest) && rng.Intn(4) != 0 { // keep some now < earliest
+						earliest, now = now, earliest
 					}
-					if got := s.NextN(from.Add(-time.Second), len(slots)); !equalTimes(got, slots) {
-						t.Fatalf("NextN disagrees with the brute force:\n got %v\nwant %v", got, slots)
+					want := bruteMostRecent(slots, earliest, now)
+					checkDue(t, s, earliest, now, want)
+					switch {
+					case want.count > MaxMissed:
+						many++
+					case want.count > 0:
+						few++
 					}
-					span := int64(to.Sub(from) / time.Second)
-					random := func() time.Time {
-						switch rng.Intn(4) {
-						case 0: // on a slot
-							return slots[rng.Intn(len(slots))]
-						default:
-							return from.Add(time.Duration(rng.Int63n(span)) * time.Second)
-						}
-					}
-					for range pairs {
-						earliest, now := random(), random()
-						if now.Before(earliest) && rng.Intn(4) != 0 {
-							earliest, now = now, earliest
-						}
-						want := bruteMostRecent(slots, earliest, now)
-						checkDue(t, s, earliest, now, want)
-						switch {
-						case want.count > MaxMissed:
-							many++
-						case want.count > 0:
-							few++
-						}
-					}
-				})
-			}
+				}
+			})
 		}
 	}
 	if few < 10*pairs || many < 2*pairs {
