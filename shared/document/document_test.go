@@ -84,7 +84,6 @@ func TestAliasBomb(t *testing.T) {
 	}
 }
 
-
 func TestPositions(t *testing.T) {
 	in := "spec:\n  limits:\n    cpu: 2\n  list:\n    - a\n    - b\n"
 	d, ps := Parse("f.yml", []byte(in))
