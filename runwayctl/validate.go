@@ -145,7 +145,7 @@ func validateManifest(path string, inv *inventory.Inventory, now time.Time) resu
 func againstInventory(job *manifest.Job, inv *inventory.Inventory) document.Problems {
 	var ps document.Problems
 	add := func(pointer, format string, args ...any) {
-		ps = append(ps, document.Problem{Pos: job.Pos(pointer), Path: strings.ReplaceAll(strings.TrimPrefix(pointer, "/"), "/", "."), Message: fmt.Sprintf(format, args...)})
+		ps = append(ps, document.Problem{Pos: job.Pos(pointer), Path: document.PathOf(pointer), Pointer: pointer, Message: fmt.Sprintf(format, args...)})
 	}
 	w, ok := inv.Lookup(job.Metadata.Name)
 	switch {
@@ -162,6 +162,7 @@ func againstInventory(job *manifest.Job, inv *inventory.Inventory) document.Prob
 	if img := job.Spec.Image; img != "" && !w.ImageAllowed(img) {
 		add("/spec/image", "spec.image: %q is not in the workload's artifact repository %s", img, w.ArtifactRepository)
 	}
+	ps.Sort()
 	return ps
 }
 
@@ -189,11 +190,15 @@ func report(stdout, stderr io.Writer, format string, results []result) (invalid 
 		}{invalid == 0, results})
 		return invalid
 	}
+	printed := map[string]bool{} // a base file's problem shows once, not once per overlay
 	for _, r := range results {
 		switch {
 		case !r.Valid:
 			for _, p := range r.problems {
-				fmt.Fprintln(stderr, p.String())
+				if line := p.String(); !printed[line] {
+					printed[line] = true
+					fmt.Fprintln(stderr, line)
+				}
 			}
 		case r.Kind == "inventory":
 			fmt.Fprintf(stdout, "%s: inventory: %s\n", r.File, r.Summary)

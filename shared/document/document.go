@@ -6,8 +6,11 @@
 package document
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,8 +24,12 @@ import (
 // almost always a mistake (or an attack on the parser).
 const MaxSize = 1 << 20
 
-// maxAliasExpansion bounds the number of values aliases may produce ("billion laughs").
-const maxAliasExpansion = 10000
+// Bounds on what aliases can make of a small file ("billion laughs"): the number of aliases
+// followed, and the number of values produced in all.
+const (
+	maxAliasExpansion = 10000
+	maxValues         = 1 << 20
+)
 
 // Pos is a position in a file. Line and Col start at 1; zero means unknown.
 type Pos struct {
@@ -87,7 +94,56 @@ func Pointer(tokens ...string) string {
 	return b.String()
 }
 
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+var (
+	pointerEscaper   = strings.NewReplacer("~", "~0", "/", "~1")
+	pointerUnescaper = strings.NewReplacer("~1", "/", "~0", "~")
+)
+
+// SplitPointer splits a JSON pointer into its unescaped tokens.
+func SplitPointer(pointer string) []string {
+	if pointer == "" || pointer == "/" {
+		return nil
+	}
+	toks := strings.Split(strings.TrimPrefix(pointer, "/"), "/")
+	for i, t := range toks {
+		toks[i] = pointerUnescaper.Replace(t)
+	}
+	return toks
+}
+
+// PathOf formats a JSON pointer as a dotted path: /spec/secrets/1/name is spec.secrets[1].name.
+func PathOf(pointer string) string { return DottedPath(SplitPointer(pointer)) }
+
+// ReadFile reads a configuration file, refusing directories and files over MaxSize before
+// reading them (the limit protects memory as much as the parser).
+func ReadFile(path string) ([]byte, Problems) {
+	fail := func(msg string) ([]byte, Problems) {
+		return nil, Problems{{Pos: Pos{File: path, Line: 1, Col: 1}, Message: msg}}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fail("cannot read: " + pathError(err))
+	}
+	if st.IsDir() {
+		return fail("is a directory, not a file")
+	}
+	if st.Size() > MaxSize {
+		return fail(fmt.Sprintf("file is %d bytes; the limit is %d (1 MiB)", st.Size(), MaxSize))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fail("cannot read: " + pathError(err))
+	}
+	return data, nil
+}
+
+func pathError(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
 
 // Parse reads data (the content of file) as exactly one YAML document. It reports every
 // duplicate key, not only the first; a syntax error stops at the first. When the document could
@@ -96,7 +152,7 @@ var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 func Parse(file string, data []byte) (*Document, Problems) {
 	d := &Document{File: file, pos: map[string]Pos{}, keyAt: map[string]Pos{}}
 	if len(data) > MaxSize {
-		return nil, Problems{{Pos: Pos{File: file}, Message: fmt.Sprintf("file is %d bytes; the limit is %d (1 MiB)", len(data), MaxSize)}}
+		return nil, Problems{{Pos: Pos{File: file, Line: 1, Col: 1}, Message: fmt.Sprintf("file is %d bytes; the limit is %d (1 MiB)", len(data), MaxSize)}}
 	}
 	if strings.TrimSpace(string(data)) == "" {
 		return nil, Problems{{Pos: Pos{File: file, Line: 1, Col: 1}, Message: "file is empty"}}
@@ -144,6 +200,7 @@ type converter struct {
 	doc      *Document
 	anchors  map[string]ast.Node
 	aliases  int
+	values   int
 	problems Problems
 }
 
@@ -155,6 +212,12 @@ func (c *converter) fail(n ast.Node, format string, args ...any) {
 func (c *converter) value(n ast.Node, pointer string, depth int) any {
 	if depth > 64 {
 		c.fail(n, "document is nested too deeply")
+		return nil
+	}
+	if c.values++; c.values > maxValues {
+		if c.values == maxValues+1 {
+			c.fail(n, "document expands to more than %d values (aliases?)", maxValues)
+		}
 		return nil
 	}
 	if _, seen := c.doc.pos[pointer]; !seen {

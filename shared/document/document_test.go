@@ -84,6 +84,17 @@ func TestAliasBomb(t *testing.T) {
 	}
 }
 
+func TestWideAliasBomb(t *testing.T) {
+	// Few aliases, each expanding a large anchor: bounded by the number of values produced.
+	var b strings.Builder
+	b.WriteString("a: &a [" + strings.Repeat("x,", 20000) + "x]\nb: [")
+	b.WriteString(strings.Repeat("*a,", 5000) + "*a]\n")
+	_, ps := Parse("wide.yml", []byte(b.String()))
+	if len(ps) != 1 || !strings.Contains(ps[0].Message, "expands to more than") {
+		t.Fatalf("problems = %v, want one 'expands to more than' problem", ps)
+	}
+}
+
 func TestPositions(t *testing.T) {
 	in := "spec:\n  limits:\n    cpu: 2\n  list:\n    - a\n    - b\n"
 	d, ps := Parse("f.yml", []byte(in))

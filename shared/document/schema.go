@@ -146,6 +146,9 @@ func (s *Schema) problems(d *Document, e *jsonschema.ValidationError) Problems {
 		}
 		return Problems{at(msg)}
 	case *kind.Pattern:
+		if msg, ok := s.node(e.SchemaURL)["x-pattern-message"].(string); ok {
+			return Problems{at(fmt.Sprintf("%v: %s", quoteValue(k.Got), msg))}
+		}
 		return Problems{at(fmt.Sprintf("%v does not match the pattern %s", quoteValue(k.Got), k.Want))}
 	case *kind.MinLength:
 		return Problems{at(fmt.Sprintf("must be at least %d characters long", k.Want))}
@@ -171,6 +174,31 @@ func (s *Schema) problems(d *Document, e *jsonschema.ValidationError) Problems {
 		return nil // the failing name is reported by its own nested cause
 	}
 	return Problems{at(e.ErrorKind.LocalizedString(printer))}
+}
+
+// node returns the raw schema object at a compiled schema's URL (its #/json/pointer fragment).
+func (s *Schema) node(url string) map[string]any {
+	_, frag, ok := strings.Cut(url, "#")
+	if !ok {
+		return s.raw
+	}
+	var cur any = s.raw
+	for _, tok := range SplitPointer(frag) {
+		switch c := cur.(type) {
+		case map[string]any:
+			cur = c[tok]
+		case []any:
+			i, err := strconv.Atoi(tok)
+			if err != nil || i < 0 || i >= len(c) {
+				return nil
+			}
+			cur = c[i]
+		default:
+			return nil
+		}
+	}
+	m, _ := cur.(map[string]any)
+	return m
 }
 
 // unknown reports properties the schema does not allow at loc, suggesting the closest known name.

@@ -12,7 +12,6 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 
@@ -61,9 +60,9 @@ type Notifications struct {
 
 // Load reads and validates the inventory at path.
 func Load(path string) (*Inventory, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, document.Problems{{Pos: document.Pos{File: path}, Message: "cannot read: " + err.Error()}}
+	data, ps := document.ReadFile(path)
+	if ps != nil {
+		return nil, ps
 	}
 	return Parse(path, data)
 }

@@ -162,11 +162,11 @@ func TestProblems(t *testing.T) {
 		{name: "bounds", doc: head + "  task_count: 10001\n  max_retries: 11\n",
 			want: []string{`m.yml:10:15: spec.task_count: must be at most 10000`, `m.yml:11:16: spec.max_retries: must be at most 10`}},
 		{name: "uppercase name", doc: strings.Replace(head, "job-a", "Job-A", 1) + "  args: []\n",
-			want: []string{`m.yml:4:9: metadata.name: "Job-A" does not match`}},
+			want: []string{`m.yml:4:9: metadata.name: "Job-A": a workload name is lowercase letters, digits and hyphens, starts with a letter and does not end with a hyphen`}},
 		{name: "name too long", doc: strings.Replace(head, "job-a", "j"+strings.Repeat("a", 49), 1) + "  args: []\n",
 			want: []string{`m.yml:4:9: metadata.name: must be at most 49 characters`}},
 		{name: "name starts with digit", doc: strings.Replace(head, "job-a", "1job", 1) + "  args: []\n",
-			want: []string{`m.yml:4:9: metadata.name: "1job" does not match`}},
+			want: []string{`m.yml:4:9: metadata.name: "1job": a workload name is lowercase`}},
 		{name: "missing owner fields", doc: "apiVersion: runway/v1\nkind: RunwayJob\nmetadata:\n  name: a\nspec: {}\n",
 			want: []string{`m.yml:3:1: metadata: missing required fields "owner_email_handle", "department", "department_group", "product_category"`}},
 		{name: "wrong apiVersion", doc: strings.Replace(head, "runway/v1", "runway/v2", 1) + "  args: []\n",
@@ -184,7 +184,9 @@ func TestProblems(t *testing.T) {
 			want: []string{`m.yml:10:13: spec.schedule: `, `m.yml:11:14: spec.time_zone: unknown time zone "Nowhere"`}},
 		{name: "timeout bounds", doc: head + "  timeout: 169h\n", want: []string{`m.yml:10:12: spec.timeout: is 169h; it must be between 1s and 168h`}},
 		{name: "explicit zero timeout", doc: head + "  timeout: 0s\n", want: []string{`m.yml:10:12: spec.timeout: is 0s`}},
-		{name: "not a duration", doc: head + "  timeout: 10 minutes\n", want: []string{`m.yml:10:12: spec.timeout: "10 minutes" does not match`}},
+		{name: "not a duration", doc: head + "  timeout: 10 minutes\n", want: []string{`m.yml:10:12: spec.timeout: "10 minutes": not a Go duration such as "90s", "30m" or "2h"`}},
+		{name: "refused task_count is not compared", doc: head + "  task_count: many\n  parallelism: 4\n", want: []string{`m.yml:10:15: spec.task_count: must be an integer`}},
+		{name: "refused cpu is not compared", doc: head + "  resources: {limits: {cpu: true, memory: 8Gi}}\n", want: []string{`m.yml:10:29: spec.resources.limits.cpu: must be an integer or a string, not a boolean`}},
 		{name: "short starting deadline", doc: head + "  schedule: '@hourly'\n  starting_deadline: 10s\n",
 			want: []string{`m.yml:11:22: spec.starting_deadline: is 10s; it must be at least 1m`}},
 		{name: "parallelism above task count", doc: head + "  task_count: 2\n  parallelism: 3\n",
@@ -203,9 +205,9 @@ func TestProblems(t *testing.T) {
 		{name: "secret value in env", doc: head + "  env:\n    SLACK_TOKEN: xoxb-123\n",
 			want: []string{`m.yml:11:5: spec.env.SLACK_TOKEN: "SLACK_TOKEN" looks like a secret`}},
 		{name: "secret set twice", doc: head + "  env: {A: x}\n  secrets:\n    - {name: A, secret: s}\n    - {name: B, secret: s}\n    - {name: B, secret: t}\n",
-			want: []string{`m.yml:12:14: spec.secrets.0.name: "A" is also set in spec.env`, `m.yml:14:14: spec.secrets.2.name: "B" is already set by spec.secrets[1]`}},
+			want: []string{`m.yml:12:14: spec.secrets[0].name: "A" is also set in spec.env`, `m.yml:14:14: spec.secrets[2].name: "B" is already set by spec.secrets[1]`}},
 		{name: "webhook URL as channel", doc: head + "  notifications:\n    channels: ['https://hooks.slack.com/services/T/B/X']\n",
-			want: []string{`m.yml:11:16: spec.notifications.channels[0]: "https://hooks.slack.com/services/T/B/X" does not match`}},
+			want: []string{`m.yml:11:16: spec.notifications.channels[0]: "https://hooks.slack.com/services/T/B/X": a channel is referenced by its name`}},
 		{name: "duplicate key and other errors together", doc: head + "  args: [a]\n  args: [b]\n  task_count: 0\n  bogus: 1\n",
 			want: []string{`m.yml:11:3: duplicate key "args"`, `m.yml:12:15: spec.task_count: must be at least 1`, `m.yml:13:3: unknown field "spec.bogus"`}},
 		{name: "spec is a list", doc: "apiVersion: runway/v1\nkind: RunwayJob\nmetadata: {name: a, owner_email_handle: o, department: d, department_group: g, product_category: p}\nspec: [a]\n",
@@ -244,6 +246,8 @@ func TestOverlay(t *testing.T) {
 		return p
 	}
 	base := write(".runway/runway.yml", valid)
+	onDemand := write(".runway/on-demand/runway.yml", "spec:\n  schedule: null\n")
+	badDir := write(".runway/Bad_Name/runway.yml", "spec:\n  args: [x]\n")
 	good := write(".runway/hourly-prune/runway.yml", "spec:\n  schedule: '@hourly'\n  args: [--prune]\n")
 	named := write(".runway/other/runway.yml", "metadata:\n  name: not-other\n")
 	broken := write(".runway/broken/runway.yml", "spec:\n  max_retries: 20\n")
@@ -252,7 +256,7 @@ func TestOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{base, broken, good, named}, files); diff != "" {
+	if diff := cmp.Diff([]string{base, badDir, broken, good, onDemand, named}, files); diff != "" {
 		t.Errorf("Discover (-want +got):\n%s", diff)
 	}
 
@@ -274,9 +278,37 @@ func TestOverlay(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), named+`:2:9: metadata.name: is "not-other" but the overlay sits in .runway/other/`) {
 		t.Errorf("Load(named) = %v, want the name mismatch at the overlay", err)
 	}
+	if j, err := Load(onDemand); err != nil || j.Schedule != nil || j.Spec.Schedule != "" {
+		t.Errorf("Load(schedule: null overlay) = %+v, %v; want an on-demand job", j, err)
+	}
+	_, err = Load(badDir)
+	if err == nil || !strings.Contains(err.Error(), badDir+`:1:1: the overlay directory .runway/Bad_Name/ names the workload, and "Bad_Name" can't be one`) {
+		t.Errorf("Load(Bad_Name overlay) = %v, want the directory name refused", err)
+	}
 	_, err = Load(broken)
 	if err == nil || !strings.HasPrefix(err.Error(), broken+":2:16: spec.max_retries: must be at most 10") {
 		t.Errorf("Load(broken) = %v, want the error in the overlay file", err)
+	}
+}
+
+func TestOverlayWithoutBase(t *testing.T) {
+	repo := t.TempDir()
+	overlay := filepath.Join(repo, ".runway", "w", "runway.yml")
+	if err := os.MkdirAll(filepath.Dir(overlay), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(overlay, []byte("spec: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files, err := Discover(repo)
+	if err != nil || len(files) != 1 || files[0] != overlay {
+		t.Fatalf("Discover = %v, %v; want the overlay alone", files, err)
+	}
+	if _, err := Load(overlay); err == nil || !strings.Contains(err.Error(), "runway.yml:1:1: cannot read: no such file") {
+		t.Errorf("Load(overlay without base) = %v, want the missing base reported", err)
+	}
+	if _, err := Discover(t.TempDir()); err == nil {
+		t.Error("Discover(empty dir) succeeded")
 	}
 }
 
@@ -289,9 +321,9 @@ func TestLoadFileProblems(t *testing.T) {
 	tests := []struct {
 		name, path, want string
 	}{
-		{name: "missing", path: filepath.Join(dir, "nope.yml"), want: "nope.yml: cannot read: no such file or directory"},
+		{name: "missing", path: filepath.Join(dir, "nope.yml"), want: "nope.yml:1:1: cannot read: no such file or directory"},
 		{name: "directory", path: dir, want: "is a directory"},
-		{name: "too large", path: big, want: "big.yml: file is 1048577 bytes; the limit is 1048576 (1 MiB)"},
+		{name: "too large", path: big, want: "big.yml:1:1: file is 1048577 bytes; the limit is 1048576 (1 MiB)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,41 +60,26 @@ func Load(path string) (*Job, error) {
 // <repo>/.runway/<workload>/runway.yml in name order.
 func Discover(repo string) ([]string, error) {
 	base := filepath.Join(repo, ".runway", "runway.yml")
-	if _, err := os.Stat(base); err != nil {
-		return nil, fmt.Errorf("discover %s: %w", repo, err)
-	}
 	overlays, err := filepath.Glob(filepath.Join(repo, ".runway", "*", "runway.yml"))
 	if err != nil {
 		return nil, fmt.Errorf("discover %s: %w", repo, err)
 	}
 	sort.Strings(overlays)
+	if _, err := os.Stat(base); err != nil {
+		if len(overlays) == 0 {
+			return nil, fmt.Errorf("discover %s: %w", repo, err)
+		}
+		return overlays, nil // loading them reports the missing base
+	}
 	return append([]string{base}, overlays...), nil
 }
 
 func readFile(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, document.Problems{{Pos: document.Pos{File: path}, Message: "cannot read: " + unwrapPathError(err)}}
-	}
-	if st.IsDir() {
-		return nil, document.Problems{{Pos: document.Pos{File: path}, Message: "is a directory, not a manifest"}}
-	}
-	if st.Size() > document.MaxSize {
-		// Refuse before reading: the limit protects memory as much as the parser.
-		return nil, document.Problems{{Pos: document.Pos{File: path}, Message: fmt.Sprintf("file is %d bytes; the limit is %d (1 MiB)", st.Size(), document.MaxSize)}}
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, document.Problems{{Pos: document.Pos{File: path}, Message: "cannot read: " + unwrapPathError(err)}}
+	data, ps := document.ReadFile(path)
+	if ps != nil {
+		return nil, ps
 	}
 	return data, nil
-}
-
-func unwrapPathError(err error) string {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err.Error()
-	}
-	return err.Error()
 }
 
 // overlayOf returns the workload and base file of an overlay path, or "" for a base file.
@@ -168,11 +153,17 @@ func (c *checker) fail(pointer, format string, args ...any) {
 	if c.flagged[pointer] {
 		return // one problem per value: the schema's
 	}
-	path := strings.ReplaceAll(strings.TrimPrefix(pointer, "/"), "/", ".")
+	path := document.PathOf(pointer)
 	c.problems = append(c.problems, document.Problem{Pos: c.d.Pos(pointer), Path: path, Pointer: pointer, Message: path + ": " + fmt.Sprintf(format, args...)})
 }
 
+var workloadName = regexp.MustCompile(`^[a-z]([a-z0-9-]*[a-z0-9])?$`)
+
 func (c *checker) overlayName(workload string) {
+	if !workloadName.MatchString(workload) || len(workload) > 49 {
+		c.problems = append(c.problems, document.Problem{Pos: document.Pos{File: c.d.File, Line: 1, Col: 1}, Path: "metadata.name",
+			Message: fmt.Sprintf("the overlay directory .runway/%s/ names the workload, and %q can't be one: use lowercase letters, digits and hyphens, starting with a letter, at most 49 characters", workload, workload)})
+	}
 	if !c.written("/metadata/name") || c.job.Metadata.Name == "" {
 		c.job.Metadata.Name = workload
 		return
@@ -230,7 +221,7 @@ func (c *checker) check() {
 	if t := s.Timeout.D(); t < MinTimeout || t > MaxTimeout {
 		c.fail("/spec/timeout", "is %s; it must be between %s and %s", human(t), human(MinTimeout), human(MaxTimeout))
 	}
-	if s.Parallelism > s.TaskCount && c.written("/spec/parallelism") {
+	if s.Parallelism > s.TaskCount && c.written("/spec/parallelism") && !c.flagged["/spec/task_count"] {
 		c.fail("/spec/parallelism", "is %d, more than task_count (%d)", s.Parallelism, s.TaskCount)
 	}
 	c.checkResources(s.Resources.Limits)
@@ -291,6 +282,9 @@ var (
 )
 
 func (c *checker) checkResources(l Limits) {
+	if c.flagged["/spec/resources/limits/cpu"] || c.flagged["/spec/resources/limits/memory"] {
+		return // compare only values the schema accepted
+	}
 	cpus := l.CPUs()
 	if _, ok := minMemoryMiB[cpus]; !ok {
 		c.fail("/spec/resources/limits/cpu", "is %q; Cloud Run jobs take 1, 2, 4, 6 or 8 CPUs", string(l.CPU))
