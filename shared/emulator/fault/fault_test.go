@@ -1,0 +1,83 @@
+package fault
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestCheck(t *testing.T) {
+	const run = "/google.cloud.run.v2.Jobs/RunJob"
+	tests := []struct {
+		name  string
+		rule  Rule
+		calls int
+		fails int // how many of the calls fail
+	}{
+		{name: "full method", rule: Rule{Method: run, Code: codes.Unavailable}, calls: 3, fails: 3},
+		{name: "last element", rule: Rule{Method: "RunJob", Code: codes.Unavailable}, calls: 3, fails: 3},
+		{name: "service prefix", rule: Rule{Method: "/google.cloud.run.v2.Jobs/", Code: codes.Internal}, calls: 2, fails: 2},
+		{name: "other method", rule: Rule{Method: "GetJob", Code: codes.Unavailable}, calls: 3, fails: 0},
+		{name: "times", rule: Rule{Method: "*", Code: codes.Aborted, Times: 2}, calls: 5, fails: 2},
+		{name: "delay only", rule: Rule{Method: "*", Delay: Duration(time.Millisecond)}, calls: 2, fails: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := New(1)
+			if err := in.Add(tt.rule); err != nil {
+				t.Fatal(err)
+			}
+			fails := 0
+			for i := 0; i < tt.calls; i++ {
+				if err := in.Check(context.Background(), run); err != nil {
+					if status.Code(err) != tt.rule.Code {
+						t.Errorf("code = %v, want %v", status.Code(err), tt.rule.Code)
+					}
+					fails++
+				}
+			}
+			if fails != tt.fails {
+				t.Errorf("%d of %d calls failed, want %d", fails, tt.calls, tt.fails)
+			}
+		})
+	}
+}
+
+func TestRate(t *testing.T) {
+	in := New(42)
+	if err := in.Add(Rule{Method: "*", Code: codes.Unavailable, Rate: 0.3}); err != nil {
+		t.Fatal(err)
+	}
+	fails := 0
+	for i := 0; i < 10000; i++ {
+		if in.Check(context.Background(), "/x/Y") != nil {
+			fails++
+		}
+	}
+	if fails < 2700 || fails > 3300 {
+		t.Errorf("%d of 10000 failed at rate 0.3", fails)
+	}
+}
+
+func TestDelayHonoursContext(t *testing.T) {
+	in := New(1)
+	_ = in.Add(Rule{Method: "*", Delay: Duration(time.Hour)})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := in.Check(ctx, "/x/Y"); status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("Check = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestAddRefusesBadRules(t *testing.T) {
+	in := New(1)
+	if err := in.Add(Rule{}); err == nil {
+		t.Error("empty method accepted")
+	}
+	if err := in.Add(Rule{Method: "*", Rate: 2}); err == nil {
+		t.Error("rate 2 accepted")
+	}
+}
