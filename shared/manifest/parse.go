@@ -202,8 +202,8 @@ func (c *checker) check() {
 	s := &c.job.Spec
 	c.checkEnv(s)
 	tz := s.TimeZone
-	if _, err := time.LoadLocation(tz); err != nil || tz == "Local" {
-		c.fail("/spec/time_zone", "unknown time zone %q (want an IANA name such as Etc/UTC or Europe/Berlin)", tz)
+	if _, err := schedule.LoadLocation(tz); err != nil {
+		c.fail("/spec/time_zone", "%v", err)
 		tz = DefaultTimeZone // still check the schedule itself
 	}
 	if c.written("/spec/schedule") && s.Schedule != "" {

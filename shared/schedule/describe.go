@@ -24,9 +24,13 @@ var (
 	minuteUnit = unit{min: 0, max: 59, noun: "minute", format: strconv.Itoa}
 	hourUnit   = unit{min: 0, max: 23, noun: "hour", format: twoDigits}
 	domUnit    = unit{min: 1, max: 31, noun: "day", format: strconv.Itoa}
-	monthUnit  = unit{min: 1, max: 12, noun: "month", named: true, names: lowerNames(1, 12, func(i int) string { return time.Month(i).String() }), format: func(i int) string { return time.Month(i).String() }}
-	dowUnit    = unit{min: 0, max: 6, noun: "day of the week", named: true, names: lowerNames(0, 6, func(i int) string { return time.Weekday(i).String() }), format: func(i int) string { return time.Weekday(i).String() }}
+	monthUnit  = unit{min: 1, max: 12, noun: "month", named: true, names: lowerNames(1, 12, monthName), format: monthName}
+	dowUnit    = unit{min: 0, max: 6, noun: "day of the week", named: true, names: lowerNames(0, 6, weekdayName), format: weekdayName}
 )
+
+// monthName writes a month as January; weekdayName a day of the week as Monday.
+func monthName(i int) string   { return time.Month(i).String() }
+func weekdayName(i int) string { return time.Weekday(i).String() }
 
 // lowerNames maps the first three letters of each name, lower case, to its value, as robfig
 // does ("mon", "jan").

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // zones must resolve on minimal images (Cloud Functions) that lack /usr/share/zoneinfo
 
@@ -49,6 +50,35 @@ var fieldNames = [5]string{"minute", "hour", "day-of-month", "month", "day-of-we
 // reference is the fixed instant from which Parse checks that a schedule fires at all. robfig
 // searches five years ahead, so every window from it contains a 29 February.
 var reference = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
+
+// maxProbes bounds Next's retries when robfig does not move forward (see Next).
+const maxProbes = 24 * 60
+
+// locations caches LoadLocation: time.LoadLocation reads and parses the zone file on every call,
+// which was a third of the time it takes to validate a manifest.
+var locations sync.Map // zone name -> *time.Location
+
+// LoadLocation returns the IANA time zone name ("" means Etc/UTC), as schedules read it. It
+// refuses "Local": time.LoadLocation("Local") is the machine's zone, and robfig treats
+// time.Local as "the zone of the time passed in"; neither is a schedule's zone (Kubernetes
+// rejects it too).
+func LoadLocation(name string) (*time.Location, error) {
+	if name == "" {
+		name = DefaultTimeZone
+	}
+	if loc, ok := locations.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	if strings.EqualFold(name, "Local") {
+		return nil, fmt.Errorf("time zone %q is not allowed: name an IANA zone such as Europe/Berlin", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (want an IANA name such as Etc/UTC or Europe/Berlin)", name)
+	}
+	locations.Store(name, loc)
+	return loc, nil
+}
 
 // Schedule is a parsed 5-field cron schedule in a time zone.
 type Schedule struct {
@@ -105,14 +135,9 @@ func Parse(expr, tz string) (*Schedule, error) {
 	if tz == "" {
 		tz = DefaultTimeZone
 	}
-	// time.LoadLocation("Local") is the machine's zone, and robfig treats time.Local as "the
-	// zone of the time passed in": neither is a schedule's zone. Kubernetes rejects it too.
-	if strings.EqualFold(tz, "Local") {
-		return nil, fmt.Errorf("time zone %q is not allowed: name an IANA zone such as Europe/Berlin", tz)
-	}
-	loc, err := time.LoadLocation(tz)
+	loc, err := LoadLocation(tz)
 	if err != nil {
-		return nil, fmt.Errorf("unknown time zone %q", tz)
+		return nil, err
 	}
 	spec.Location = loc
 
@@ -154,11 +179,22 @@ func (s *Schedule) TimeZone() string { return s.tz }
 
 // Next returns the first slot strictly after t, in UTC, or the zero time if there is none within robfig's five-year search.
 func (s *Schedule) Next(t time.Time) time.Time {
-	next := s.spec.Next(t)
-	if next.IsZero() {
-		return time.Time{}
+	// Around a few historical DST changes made just after midnight (America/Moncton on
+	// 31 October 1993, America/St_Johns on 25 October 1987) robfig returns a time at or before
+	// t, and the same time again when asked for the slot after it. Probing a minute later keeps
+	// Next strictly increasing, which NextN and MostRecent rely on. No current zone rule needs it.
+	probe := t
+	for range maxProbes {
+		next := s.spec.Next(probe)
+		if next.IsZero() {
+			return time.Time{}
+		}
+		if next.After(t) {
+			return next.UTC()
+		}
+		probe = probe.Add(time.Minute)
 	}
-	return next.UTC()
+	return time.Time{}
 }
 
 // NextN returns the next n slots strictly after `after`, in UTC (fewer if Next finds no more).

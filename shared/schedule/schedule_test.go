@@ -101,7 +101,7 @@ func TestParseErrorMessages(t *testing.T) {
 		{name: "never fires", expr: "0 0 30 2 *", want: `schedule "0 0 30 2 *" can never fire: no such date exists`},
 		{name: "seconds", expr: "0 0 3 * * *", want: `schedule "0 0 3 * * *" has 6 fields: a seconds field is not supported (want 5: minute hour day-of-month month day-of-week)`},
 		{name: "robfig error wrapped", expr: "0 24 * * *", want: `schedule "0 24 * * *" is invalid: end of range (24) above maximum (23): 24`},
-		{name: "zone", expr: "0 3 * * *", tz: "Europe/Berlim", want: `unknown time zone "Europe/Berlim"`},
+		{name: "zone", expr: "0 3 * * *", tz: "Europe/Berlim", want: `unknown time zone "Europe/Berlim" (want an IANA name such as Etc/UTC or Europe/Berlin)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,6 +186,12 @@ func TestNextN(t *testing.T) {
 		{
 			name: "Berlin slot after the repeated hour fires once", expr: "0 3 * * *", tz: "Europe/Berlin", after: "2025-10-25T12:00:00Z", n: 2,
 			want: []string{"2025-10-26T02:00:00Z", "2025-10-27T02:00:00Z"},
+		},
+		{
+			// At this change (00:01 ADT to 23:01 AST) robfig returns 23:15 AST on Saturday, and
+			// returns it again when asked for the slot after it; Next must still move on.
+			name: "robfig stuck at a historical DST change", expr: "15 0 * * 0", tz: "America/Moncton", after: "1993-10-29T00:00:00Z", n: 3,
+			want: []string{"1993-10-31T03:15:00Z", "1993-10-31T04:15:00Z", "1993-11-07T04:15:00Z"},
 		},
 		{name: "zero slots", expr: "* * * * *", after: "2025-01-01T00:00:00Z", n: 0, want: nil},
 	}
