@@ -124,7 +124,7 @@ func TestSchedule(t *testing.T) {
 			name:       "unknown time zone",
 			args:       []string{"schedule", "0 3 * * *", "--time-zone", "Mars/Olympus"},
 			wantCode:   1,
-			wantStderr: []string{`unknown time zone "Mars/Olympus"`},
+			wantStderr: []string{`unknown time zone "Mars/Olympus" (want an IANA name such as Etc/UTC or Europe/Berlin)`},
 		},
 		{
 			name:       "the machine's Local zone",

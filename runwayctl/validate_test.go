@@ -411,7 +411,7 @@ func TestValidateProblems(t *testing.T) {
 		{
 			name:    "the machine's Local zone",
 			content: job("time_zone: Local"),
-			want:    []string{`FILE:10:14: spec.time_zone: unknown time zone "Local" (want an IANA name such as Etc/UTC or Europe/Berlin)`},
+			want:    []string{`FILE:10:14: spec.time_zone: time zone "Local" is not allowed: name an IANA zone such as Europe/Berlin`},
 		},
 		// Cloud Run resources.
 		{
