@@ -1,0 +1,243 @@
+// Package emulator is the embedded local Google Cloud of Runway Jobs: Cloud Run Admin v2 (jobs,
+// executions, tasks, operations), Cloud Scheduler v1, Cloud Monitoring v3 (the Cloud Run job
+// metrics) and Pub/Sub (google-cloud-go's pstest) with Eventarc-style push delivery, all served
+// on one address — gRPC and plain HTTP side by side — so that the functions and runwayctl run
+// end to end on one machine through the official clients (RUNWAY_EMULATOR_HOST=host:port).
+//
+// `runwayctl emulator` runs it as a process; tests start it in-process with Start (or
+// emulatortest.Start) on a free loopback port.
+//
+// Fidelity limits (what differs from Google Cloud), in short; each service's package doc has
+// the details, and docs/emulator.md the whole list:
+//   - No authentication or IAM: every call is allowed.
+//   - Cloud Run task attempts run the container's command as a host process: images are not
+//     pulled, the filesystem and network are the host's.
+//   - Operations answer GetOperation with a short long-poll (up to 1 s) so that op.Wait returns
+//     as soon as the work is done.
+//   - Monitoring accepts CreateTimeSeries for the run.googleapis.com job metrics (Google
+//     refuses writes to them) so that tests can load data through the official client.
+//   - Pub/Sub is pstest, with its own limits; push subscriptions are delivered as Eventarc
+//     delivers to functions (CloudEvents, binary mode), not as plain Pub/Sub push.
+package emulator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/pubsub/v2/pstest"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/h2c"
+	"google.golang.org/grpc"
+
+	"runwayjobs.dev/shared/emulator/clock"
+	"runwayjobs.dev/shared/emulator/cloudrun"
+	"runwayjobs.dev/shared/emulator/eventarc"
+	"runwayjobs.dev/shared/emulator/fault"
+	"runwayjobs.dev/shared/emulator/monitoring"
+	"runwayjobs.dev/shared/emulator/scheduler"
+)
+
+// Options configure an emulator. The zero value serves on a free loopback port with the real
+// clock.
+type Options struct {
+	// Addr is the host:port to listen on; "" means 127.0.0.1 on a free port.
+	Addr string
+	// Clock is the emulator's time; nil means the real clock.
+	Clock clock.Clock
+	// OpDelay is how long Cloud Run create/update/delete operations take (default 100ms).
+	OpDelay time.Duration
+	// IngestDelay is how long Monitoring points take to become visible (default 0).
+	IngestDelay time.Duration
+	// LogDir keeps task attempt output; "" means a temporary directory removed on Close.
+	LogDir string
+	// FaultSeed seeds the fault injector's random choices (default 1).
+	FaultSeed uint64
+}
+
+// Emulator is a running emulator.
+type Emulator struct {
+	addr     string
+	clock    clock.Clock
+	faults   *fault.Injector
+	listener net.Listener
+	http     *http.Server
+	grpc     *grpc.Server
+	pubsub   *pstest.Server
+	run      *cloudrun.Service
+	sched    *scheduler.Service
+	deliver  *eventarc.Deliverer
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closeMu  sync.Once
+	closeErr error
+}
+
+// Start starts an emulator and returns once it accepts connections.
+func Start(ctx context.Context, opts Options) (*Emulator, error) {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("emulator listen %s: %w", addr, err)
+	}
+	e := &Emulator{addr: l.Addr().String(), clock: opts.Clock, listener: l, done: make(chan struct{})}
+	if e.clock == nil {
+		e.clock = clock.Real{}
+	}
+	seed := opts.FaultSeed
+	if seed == 0 {
+		seed = 1
+	}
+	e.faults = fault.New(seed)
+	e.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(e.faults.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(e.faults.StreamInterceptor()),
+	)
+	mux := http.NewServeMux()
+
+	// Pub/Sub: pstest's service, registered on our server. pstest also listens on a port of its
+	// own, which nothing uses.
+	e.pubsub = pstest.NewServer()
+	e.pubsub.SetTimeNowFunc(e.clock.Now)
+	pubsubpb.RegisterPublisherServer(e.grpc, &e.pubsub.GServer)
+	pubsubpb.RegisterSubscriberServer(e.grpc, &e.pubsub.GServer)
+	pubsubpb.RegisterSchemaServiceServer(e.grpc, &e.pubsub.GServer)
+
+	store := monitoring.NewStore(e.clock)
+	monitoring.New(monitoring.Options{Clock: e.clock, Store: store, IngestDelay: opts.IngestDelay}).Register(e.grpc)
+
+	e.run = cloudrun.New(cloudrun.Options{
+		Clock:    e.clock,
+		OpDelay:  opts.OpDelay,
+		Recorder: store,
+		LogDir:   opts.LogDir,
+		BaseURL:  func() string { return "http://" + e.addr },
+		Faults:   e.faults,
+	})
+	e.run.Register(e.grpc, mux)
+
+	httpClient := &http.Client{Timeout: 5 * time.Minute}
+	e.sched = scheduler.New(scheduler.Options{Clock: e.clock, Publisher: publisher{e.pubsub}, HTTPClient: httpClient})
+	e.sched.Register(e.grpc)
+
+	e.deliver = eventarc.New(eventarc.Options{PubSub: e.pubsub, Clock: e.clock, Faults: e.faults, HTTPClient: httpClient})
+
+	mux.Handle("/emulator/v1/faults", e.faults.Handler())
+	mux.Handle("/emulator/v1/faults/", e.faults.Handler())
+	mux.HandleFunc("GET /emulator/v1/clock", e.serveClock)
+	mux.HandleFunc("POST /emulator/v1/clock:advance", e.serveAdvance)
+	mux.HandleFunc("GET /emulator/v1/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+
+	// gRPC and HTTP/1.1 on one port: h2c upgrades prior-knowledge HTTP/2 (what gRPC clients
+	// speak without TLS); gRPC requests go to the gRPC server, everything else to the mux.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			e.grpc.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	e.http = &http.Server{Handler: h2c.NewHandler(handler, &http2.Server{}), ReadHeaderTimeout: 10 * time.Second}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.sched.Start(runCtx)
+	e.deliver.Start(runCtx)
+	go func() {
+		defer close(e.done)
+		if err := e.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.closeErr = err
+		}
+	}()
+	return e, nil
+}
+
+// Addr returns the host:port the emulator serves on (for RUNWAY_EMULATOR_HOST).
+func (e *Emulator) Addr() string { return e.addr }
+
+// Faults returns the fault injector, to make calls fail or slow down on purpose.
+func (e *Emulator) Faults() *fault.Injector { return e.faults }
+
+// Clock returns the emulator's clock.
+func (e *Emulator) Clock() clock.Clock { return e.clock }
+
+// Close stops delivery, scheduling and running executions, then the server.
+func (e *Emulator) Close() error {
+	e.closeMu.Do(func() {
+		e.cancel()
+		errs := []error{e.deliver.Close(), e.sched.Close(), e.run.Close()}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := e.http.Shutdown(ctx); err != nil {
+			errs = append(errs, e.http.Close())
+		}
+		e.grpc.Stop()
+		<-e.done
+		errs = append(errs, e.pubsub.Close(), e.closeErr)
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
+
+func (e *Emulator) serveClock(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"now": e.clock.Now().UTC().Format(time.RFC3339Nano), "manual": e.clock.Manual()})
+}
+
+// serveAdvance moves a manual clock: POST /emulator/v1/clock:advance {"duration": "1h"} or
+// {"to": "2026-12-01T00:00:00Z"}.
+func (e *Emulator) serveAdvance(w http.ResponseWriter, r *http.Request) {
+	m, ok := e.clock.(*clock.ManualClock)
+	if !ok {
+		http.Error(w, "the emulator runs on the real clock; start it with a manual clock to advance time", http.StatusFailedDependency)
+		return
+	}
+	var req struct {
+		Duration string    `json:"duration"`
+		To       time.Time `json:"to"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<12)).Decode(&req); err != nil {
+		http.Error(w, "clock:advance: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch {
+	case req.Duration != "":
+		d, err := time.ParseDuration(req.Duration)
+		if err != nil || d < 0 {
+			http.Error(w, fmt.Sprintf("clock:advance: duration %q is not a positive Go duration", req.Duration), http.StatusBadRequest)
+			return
+		}
+		m.Advance(d)
+	case !req.To.IsZero():
+		m.Set(req.To)
+	default:
+		http.Error(w, `clock:advance: give "duration" or "to"`, http.StatusBadRequest)
+		return
+	}
+	e.serveClock(w, r)
+}
+
+// publisher publishes Cloud Scheduler's pubsub_target messages into pstest, refusing topics
+// that don't exist as Pub/Sub does (pstest's own Publish helper would create them).
+type publisher struct{ srv *pstest.Server }
+
+func (p publisher) Publish(ctx context.Context, topic string, data []byte, attrs map[string]string) (string, error) {
+	res, err := p.srv.GServer.Publish(ctx, &pubsubpb.PublishRequest{
+		Topic:    topic,
+		Messages: []*pubsubpb.PubsubMessage{{Data: data, Attributes: attrs}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("pubsub.Publish %s: %w", topic, err)
+	}
+	return res.MessageIds[0], nil
+}
