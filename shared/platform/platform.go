@@ -1,0 +1,311 @@
+// Package platform is the contract between runwayctl and the three Runway Jobs functions: the
+// names of the per-workload Pub/Sub topics, the request bodies published on them, the labels
+// and annotations the deploy function writes on Cloud Run jobs (which trigger and monitor read
+// back), the environment every execution gets, and the records the functions leave in the
+// durable store for `runwayctl deploy --wait` and `runwayctl run --wait`.
+//
+// Everything that crosses a process boundary is defined here once, so the writer and the
+// reader cannot drift.
+package platform
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Topic names. Per-workload topics live in the workload's GCP project.
+const (
+	// ArtifactTopic is the Artifact Registry notification topic of a project.
+	ArtifactTopic = "gcr"
+	// MonitorTickTopic carries the monitor's periodic tick.
+	MonitorTickTopic = "runway-monitor-tick"
+	// AlertsTopic carries every alert, for integrations other than the built-in channels.
+	AlertsTopic = "runway-alerts"
+
+	deployTopicPrefix  = "runway-deploy-"
+	triggerTopicPrefix = "runway-trigger-"
+)
+
+// DeployTopic is the topic runwayctl deploy publishes the workload's deploy requests on.
+func DeployTopic(workload string) string { return deployTopicPrefix + workload }
+
+// TriggerTopic is the topic run requests and scheduled-run requests of the workload go to.
+func TriggerTopic(workload string) string { return triggerTopicPrefix + workload }
+
+// TopicPath is the full Pub/Sub name of topic in project.
+func TopicPath(project, topic string) string {
+	return "projects/" + project + "/topics/" + topic
+}
+
+// SplitEventSource parses an Eventarc Pub/Sub CloudEvent source,
+// //pubsub.googleapis.com/projects/{project}/topics/{topic}.
+func SplitEventSource(source string) (project, topic string, err error) {
+	rest, ok := strings.CutPrefix(source, "//pubsub.googleapis.com/")
+	if !ok {
+		return "", "", fmt.Errorf("event source %q is not a Pub/Sub topic", source)
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[0] != "projects" || parts[2] != "topics" || parts[1] == "" || parts[3] == "" {
+		return "", "", fmt.Errorf("event source %q is not //pubsub.googleapis.com/projects/P/topics/T", source)
+	}
+	return parts[1], parts[3], nil
+}
+
+// WorkloadOfTopic returns the workload a deploy or trigger topic is bound to, by name.
+func WorkloadOfTopic(topic string) (workload string, ok bool) {
+	for _, p := range []string{deployTopicPrefix, triggerTopicPrefix} {
+		if w, found := strings.CutPrefix(topic, p); found && w != "" {
+			return w, true
+		}
+	}
+	return "", false
+}
+
+// Labels on every Runway-managed Cloud Run job (and its Cloud Scheduler job's description).
+// A resource without LabelManagedBy=ManagedByValue is never modified or deleted.
+const (
+	LabelManagedBy       = "managed-by"
+	ManagedByValue       = "runway"
+	LabelWorkload        = "runway-workload"
+	LabelOwner           = "runway-owner"
+	LabelDepartment      = "runway-department"
+	LabelDepartmentGroup = "runway-department-group"
+	LabelProductCategory = "runway-product-category"
+)
+
+// Annotations the deploy function writes on the Cloud Run job. Trigger and monitor read the
+// job's settings back from them, so the Cloud Run job is the only source of truth.
+const (
+	annotationPrefix = "runway.gitlab.com/"
+	// AnnotationManifestHash is the hash of the validated manifest.
+	AnnotationManifestHash = annotationPrefix + "manifest-hash"
+	// AnnotationCommit is the source commit SHA of the applied request.
+	AnnotationCommit = annotationPrefix + "commit-sha"
+	// AnnotationPipelineID is the CI pipeline id of the applied request (decimal).
+	AnnotationPipelineID = annotationPrefix + "pipeline-id"
+	// AnnotationPipelineURL is the CI pipeline URL of the applied request.
+	AnnotationPipelineURL = annotationPrefix + "pipeline-url"
+	// AnnotationRef is the git ref of the applied request.
+	AnnotationRef = annotationPrefix + "ref"
+	// AnnotationImageTag is the image reference the manifest names (the tag an artifact push
+	// of which moves the job to the pushed digest).
+	AnnotationImageTag = annotationPrefix + "image-tag"
+	// AnnotationSettings is the JSON of Settings.
+	AnnotationSettings = annotationPrefix + "settings"
+)
+
+// Settings is what trigger and monitor need to know about a job beyond its Cloud Run
+// template. Deploy writes it as the AnnotationSettings annotation.
+type Settings struct {
+	Workload          string        `json:"workload"`
+	Schedule          string        `json:"schedule,omitempty"` // 5-field cron, "" for on-demand
+	TimeZone          string        `json:"time_zone,omitempty"`
+	ConcurrencyPolicy string        `json:"concurrency_policy"` // Allow | Forbid | Replace
+	StartingDeadline  time.Duration `json:"starting_deadline,omitempty"`
+	Suspend           bool          `json:"suspend,omitempty"`
+	// CreatedAt is when the schedule first applied (slots before it are never expected).
+	CreatedAt time.Time `json:"created_at"`
+	// Timeout and MaxRetries mirror the task template (for the monitor's expected runtime).
+	Timeout    time.Duration `json:"timeout"`
+	MaxRetries int           `json:"max_retries"`
+	Monitoring Monitoring    `json:"monitoring"`
+	Owner      Owner         `json:"owner"`
+	// Channels are the names of the alert channels, from the manifest or the inventory.
+	Channels []string `json:"channels,omitempty"`
+}
+
+// Monitoring holds the monitor's thresholds for one job, defaults applied.
+type Monitoring struct {
+	Enabled           bool          `json:"enabled"`
+	Grace             time.Duration `json:"grace"`
+	ExpectedRuntime   time.Duration `json:"expected_runtime"`
+	FailureThreshold  int           `json:"failure_threshold"`
+	RecoveryThreshold int           `json:"recovery_threshold"`
+	AlertOnFlaky      bool          `json:"alert_on_flaky"`
+}
+
+// Owner is the manifest's owner metadata.
+type Owner struct {
+	EmailHandle     string `json:"owner_email_handle,omitempty"`
+	Department      string `json:"department,omitempty"`
+	DepartmentGroup string `json:"department_group,omitempty"`
+	ProductCategory string `json:"product_category,omitempty"`
+}
+
+// Encode returns the annotation value of s.
+func (s Settings) Encode() string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("platform.Settings.Encode: %v", err)) // only plain types: cannot fail
+	}
+	return string(b)
+}
+
+// SettingsOf reads the Settings from a Cloud Run job's annotations.
+func SettingsOf(annotations map[string]string) (Settings, error) {
+	v, ok := annotations[AnnotationSettings]
+	if !ok {
+		return Settings{}, fmt.Errorf("annotation %s is missing", AnnotationSettings)
+	}
+	var s Settings
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return Settings{}, fmt.Errorf("annotation %s: %w", AnnotationSettings, err)
+	}
+	return s, nil
+}
+
+// IsManaged reports whether labels mark a resource as Runway-managed.
+func IsManaged(labels map[string]string) bool { return labels[LabelManagedBy] == ManagedByValue }
+
+// Environment every execution started by the trigger function gets.
+const (
+	EnvTrigger       = "RUNWAY_TRIGGER"        // TriggerSchedule | TriggerManual
+	EnvRequestID     = "RUNWAY_REQUEST_ID"     // the run request id, or the slot's claim key
+	EnvScheduledTime = "RUNWAY_SCHEDULED_TIME" // RFC3339, scheduled runs only
+	TriggerSchedule  = "schedule"
+	TriggerManual    = "manual"
+)
+
+// Source says where a deploy request comes from.
+type Source struct {
+	CommitSHA   string `json:"commit_sha,omitempty"`
+	PipelineID  int64  `json:"pipeline_id,omitempty"`
+	PipelineURL string `json:"pipeline_url,omitempty"`
+	Ref         string `json:"ref,omitempty"`
+}
+
+// File is a manifest file as read from the service project.
+type File struct {
+	Path    string `json:"path"`
+	Content string `json:"content"`
+}
+
+// Deploy actions.
+const (
+	ActionApply  = "apply"
+	ActionDelete = "delete"
+)
+
+// DeployRequest is what runwayctl deploy publishes on DeployTopic(workload).
+type DeployRequest struct {
+	RequestID   string `json:"request_id"`
+	Workload    string `json:"workload"`
+	Environment string `json:"environment,omitempty"`
+	Action      string `json:"action,omitempty"` // ActionApply (default) | ActionDelete
+	// Manifest is the base file, Overlay the workload's overlay if the repository has one.
+	Manifest File   `json:"manifest"`
+	Overlay  *File  `json:"overlay,omitempty"`
+	Image    string `json:"image,omitempty"` // by digest; overrides spec.image
+	Source   Source `json:"source"`
+}
+
+// RunRequest is what runwayctl run publishes on TriggerTopic(workload).
+type RunRequest struct {
+	RequestID string            `json:"request_id"`
+	Workload  string            `json:"workload"`
+	Args      []string          `json:"args,omitempty"`
+	ClearArgs bool              `json:"clear_args,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	TaskCount int               `json:"task_count,omitempty"`
+	Timeout   string            `json:"timeout,omitempty"` // Go duration
+	// ConcurrencyPolicy, when set, replaces the job's policy for this run only.
+	ConcurrencyPolicy string `json:"concurrency_policy,omitempty"`
+	Reason            string `json:"reason,omitempty"`
+	RequestedBy       string `json:"requested_by,omitempty"`
+}
+
+// Message attribute that tells trigger what a message on a trigger topic is.
+const (
+	AttrKind      = "runway_kind"
+	KindRun       = "run"
+	KindScheduled = "scheduled"
+)
+
+// ScheduledRun is the body the workload's Cloud Scheduler job publishes. The slot is derived
+// from the message's publish time and the job's schedule, never from the body, so that a
+// repeated firing of one slot claims the same key.
+type ScheduledRun struct {
+	Workload string `json:"workload"`
+}
+
+// Records the functions leave in the durable store.
+
+// DeployRecordKey is the store key of the outcome of a deploy request.
+func DeployRecordKey(workload, requestID string) string {
+	return "deploys/" + workload + "/" + keySafe(requestID)
+}
+
+// RunRecordKey is the store key of the claim of a run request.
+func RunRecordKey(workload, requestID string) string {
+	return "runs/" + workload + "/" + keySafe(requestID)
+}
+
+// SlotRecordKey is the store key of the claim of a scheduled slot: the slot is the lock, as
+// Kubernetes names a CronJob's Job after its slot.
+func SlotRecordKey(workload string, slot time.Time) string {
+	return fmt.Sprintf("runs/%s/slot-%d", workload, slot.Unix()/60)
+}
+
+// keySafe keeps ids that are plain (CI ids, UUIDs) readable and hashes anything else.
+func keySafe(id string) string {
+	ok := id != "" && len(id) <= 128
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			ok = false
+			break
+		}
+	}
+	if ok && id != "." && id != ".." {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "h-" + hex.EncodeToString(sum[:16])
+}
+
+// Deploy outcomes.
+const (
+	DeployApplied   = "applied"   // the world now matches the request (Changes lists the writes)
+	DeployUnchanged = "unchanged" // the world already matched
+	DeployStale     = "stale"     // a newer pipeline was already applied: nothing changed
+	DeployRefused   = "refused"   // the request can never succeed (Problems says why)
+	DeployDeleted   = "deleted"
+)
+
+// DeployRecord is the outcome of a deploy request, for runwayctl deploy --wait.
+type DeployRecord struct {
+	RequestID string    `json:"request_id"`
+	Workload  string    `json:"workload"`
+	Outcome   string    `json:"outcome"`
+	Changes   []string  `json:"changes,omitempty"`
+	Problems  []string  `json:"problems,omitempty"` // FILE:LINE:COL: message, as runwayctl validate prints
+	Job       string    `json:"job,omitempty"`
+	Scheduler string    `json:"scheduler,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Run outcomes.
+const (
+	RunClaimed = "claimed" // claimed, RunJob not yet confirmed
+	RunStarted = "started"
+	RunSkipped = "skipped" // Forbid with an active run, or suspended
+	RunMissed  = "missed"  // delivered after slot + starting deadline
+	RunRefused = "refused"
+)
+
+// RunRecord is the claim of one run request or scheduled slot, and then its outcome.
+type RunRecord struct {
+	RequestID     string    `json:"request_id"`
+	Workload      string    `json:"workload"`
+	Trigger       string    `json:"trigger"` // TriggerSchedule | TriggerManual
+	ScheduledTime time.Time `json:"scheduled_time,omitzero"`
+	Outcome       string    `json:"outcome"`
+	Reason        string    `json:"reason,omitempty"`
+	Execution     string    `json:"execution,omitempty"` // full resource name
+	LogURI        string    `json:"log_uri,omitempty"`
+	Attempts      int       `json:"attempts"`
+	Time          time.Time `json:"time"`
+}

@@ -1,0 +1,79 @@
+package platform
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSplitEventSource(t *testing.T) {
+	tests := []struct {
+		name, source, project, topic string
+		wantErr                      bool
+	}{
+		{name: "topic", source: "//pubsub.googleapis.com/projects/p1/topics/runway-deploy-x", project: "p1", topic: "runway-deploy-x"},
+		{name: "other service", source: "//storage.googleapis.com/projects/p1/buckets/b", wantErr: true},
+		{name: "subscription", source: "//pubsub.googleapis.com/projects/p1/subscriptions/s", wantErr: true},
+		{name: "empty topic", source: "//pubsub.googleapis.com/projects/p1/topics/", wantErr: true},
+		{name: "extra segment", source: "//pubsub.googleapis.com/projects/p1/topics/t/x", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, topic, err := SplitEventSource(tt.source)
+			if (err != nil) != tt.wantErr || p != tt.project || topic != tt.topic {
+				t.Fatalf("SplitEventSource(%q) = %q, %q, %v; want %q, %q, error %v", tt.source, p, topic, err, tt.project, tt.topic, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestWorkloadOfTopic(t *testing.T) {
+	for topic, want := range map[string]string{
+		DeployTopic("job-a"):  "job-a",
+		TriggerTopic("job-b"): "job-b",
+		"runway-deploy-":      "",
+		"gcr":                 "",
+	} {
+		got, ok := WorkloadOfTopic(topic)
+		if got != want || ok != (want != "") {
+			t.Errorf("WorkloadOfTopic(%q) = %q, %v; want %q", topic, got, ok, want)
+		}
+	}
+}
+
+func TestSettingsRoundTrip(t *testing.T) {
+	s := Settings{Workload: "w", Schedule: "0 3 * * *", TimeZone: "Europe/Berlin", ConcurrencyPolicy: "Forbid",
+		StartingDeadline: 5 * time.Minute, CreatedAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Timeout: time.Hour, MaxRetries: 3,
+		Monitoring: Monitoring{Enabled: true, Grace: 10 * time.Minute, FailureThreshold: 2, RecoveryThreshold: 1}, Channels: []string{"slack"}}
+	got, err := SettingsOf(map[string]string{AnnotationSettings: s.Encode()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(s, got); d != "" {
+		t.Fatalf("round trip (-want +got):\n%s", d)
+	}
+	if _, err := SettingsOf(nil); err == nil {
+		t.Fatal("SettingsOf(no annotation) succeeded")
+	}
+	if _, err := SettingsOf(map[string]string{AnnotationSettings: "{"}); err == nil {
+		t.Fatal("SettingsOf(bad JSON) succeeded")
+	}
+}
+
+func TestRecordKeys(t *testing.T) {
+	if got := RunRecordKey("w", "pipeline-1-job-2"); got != "runs/w/pipeline-1-job-2" {
+		t.Errorf("plain id key = %q", got)
+	}
+	for _, id := range []string{"../x", "a/b", "", strings.Repeat("x", 200), ".."} {
+		k := RunRecordKey("w", id)
+		if strings.Count(k, "/") != 2 || !strings.HasPrefix(k, "runs/w/h-") {
+			t.Errorf("RunRecordKey(%q) = %q: want a hashed, single-segment name", id, k)
+		}
+	}
+	slot := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	if got, want := SlotRecordKey("w", slot), "runs/w/slot-29934900"; got != want {
+		t.Errorf("SlotRecordKey = %q, want %q", got, want)
+	}
+}

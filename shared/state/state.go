@@ -1,0 +1,76 @@
+// Package state is the durable store of Runway Jobs: the trigger function's claims (one
+// execution per request id or scheduled slot), the deploy function's request outcomes and the
+// monitor's incidents and watermark. Every write is conditional on the object's generation, as
+// Cloud Storage's ifGenerationMatch is, so two workers racing on one key cannot both win.
+//
+// The functions and runwayctl open it with Open(RUNWAY_STATE). The embedded default is Dir, a
+// local directory shared by every process of the local platform.
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// ErrNotFound is returned by Get and Delete for a key that does not exist.
+var ErrNotFound = errors.New("state: object not found")
+
+// ErrPrecondition is returned by Put and Delete when the object's generation is not the
+// expected one: somebody else wrote first.
+var ErrPrecondition = errors.New("state: generation precondition failed")
+
+// Object is a stored value and its generation (> 0; it changes on every write).
+type Object struct {
+	Data       []byte
+	Generation int64
+}
+
+// Store is a key/value store with generation preconditions.
+type Store interface {
+	// Get returns the object at key, or ErrNotFound.
+	Get(ctx context.Context, key string) (Object, error)
+	// Put writes data at key if the object's generation is ifGeneration, where 0 means the
+	// object must not exist, and returns the new generation; ErrPrecondition otherwise.
+	Put(ctx context.Context, key string, data []byte, ifGeneration int64) (int64, error)
+	// Delete removes key if its generation is ifGeneration (0: whatever it is).
+	Delete(ctx context.Context, key string, ifGeneration int64) error
+	// List returns the keys under prefix, sorted.
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// EnvVar names the environment variable that says where the store is.
+const EnvVar = "RUNWAY_STATE"
+
+// Open opens the store at url: a local directory (a path, or file:///path). Cloud Storage
+// (gs://bucket/prefix) is the production store; see docs/operations.md.
+func Open(url string) (Store, error) {
+	switch {
+	case url == "":
+		return nil, fmt.Errorf("state.Open: no store configured (set %s to a directory)", EnvVar)
+	case strings.HasPrefix(url, "gs://"):
+		return nil, fmt.Errorf("state.Open %s: the Cloud Storage store is not built yet; use a directory", url)
+	case strings.HasPrefix(url, "file://"):
+		return NewDir(strings.TrimPrefix(url, "file://"))
+	case strings.Contains(url, "://"):
+		return nil, fmt.Errorf("state.Open %s: unknown scheme (want a directory or file:///dir)", url)
+	}
+	return NewDir(url)
+}
+
+// validKey refuses keys that could escape a directory or are not portable object names.
+func validKey(key string) error {
+	if key == "" || len(key) > 1024 || strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") {
+		return fmt.Errorf("state: invalid key %q", key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." || strings.HasPrefix(part, ".") {
+			return fmt.Errorf("state: invalid key %q", key)
+		}
+	}
+	if strings.ContainsAny(key, "\x00\\\n\r") {
+		return fmt.Errorf("state: invalid key %q", key)
+	}
+	return nil
+}
