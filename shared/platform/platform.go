@@ -309,3 +309,15 @@ type RunRecord struct {
 	Attempts      int       `json:"attempts"`
 	Time          time.Time `json:"time"`
 }
+
+// Settings every function and runwayctl read from the environment (besides
+// gcp.EmulatorHostEnv and state.EnvVar).
+const (
+	// EnvInventory is the path of inventory.yml.
+	EnvInventory = "RUNWAY_INVENTORY"
+)
+
+// JobName is the Cloud Run job (and Cloud Scheduler job) resource name of a workload.
+func JobName(project, region, workload string) string {
+	return "projects/" + project + "/locations/" + region + "/jobs/" + workload
+}
