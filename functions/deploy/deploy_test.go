@@ -52,7 +52,10 @@ func apply(id, workload, content string, pipeline int64) platform.DeployRequest 
 		Source: platform.Source{CommitSHA: "abc123", PipelineID: pipeline, PipelineURL: "https://gitlab.example/p/-/pipelines/1", Ref: "main"}}
 }
 
-func withImage(r platform.DeployRequest, image string) platform.DeployRequest { r.Image = image; return r }
+func withImage(r platform.DeployRequest, image string) platform.DeployRequest {
+	r.Image = image
+	return r
+}
 
 func edit(s, old, new string) string { return strings.Replace(s, old, new, 1) }
 
