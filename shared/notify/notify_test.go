@@ -324,7 +324,7 @@ func TestEmail(t *testing.T) {
 
 	srv.code = "550"
 	srv.mu.Unlock()
-	if err := e.Send(context.Background(), sample);  !errors.Is(err, ErrPermanent) {
+	if err := e.Send(context.Background(), sample); !errors.Is(err, ErrPermanent) {
 		t.Errorf("rejected recipient: err = %v, want ErrPermanent", err)
 	}
 }
