@@ -100,13 +100,7 @@ func (h *Handler) applyOnce(ctx context.Context, w inventory.Workload, req *plat
 			res.Changes = []string{fmt.Sprintf("pipeline %d is older than the applied pipeline %d: nothing changed", req.Source.PipelineID, applied)}
 			return res, nil
 		}
-		if s, err := platform.SettingsOf(got.Annotations); err == nil && job.Schedule != nil &&
-			s.Schedule == job.Schedule.Expr() && s.TimeZone == job.Schedule.TimeZone() && !s.CreatedAt.IsZero() {
-			in.ScheduleSince = s.CreatedAt
-		}
-		if in.Image == "" && job.Spec.Image == "" && len(got.GetTemplate().GetTemplate().GetContainers()) == 1 {
-			in.Image = got.Template.Template.Containers[0].Image // keep what CI deployed last
-		}
+		in.Inherit(got)
 	}
 	want, err := desired.Render(in)
 	if err != nil {

@@ -56,6 +56,23 @@ type State struct {
 	Paused bool
 }
 
+// Inherit takes from the deployed job what the request leaves to it: the time the schedule
+// started (when it is unchanged) and, when neither the request nor the manifest names an
+// image, the image CI deployed last.
+func (in *Input) Inherit(got *runpb.Job) {
+	if got == nil {
+		return
+	}
+	j := in.Job
+	if s, err := platform.SettingsOf(got.Annotations); err == nil && j.Schedule != nil &&
+		s.Schedule == j.Schedule.Expr() && s.TimeZone == j.Schedule.TimeZone() && !s.CreatedAt.IsZero() {
+		in.ScheduleSince = s.CreatedAt
+	}
+	if cs := got.GetTemplate().GetTemplate().GetContainers(); in.Image == "" && j.Spec.Image == "" && len(cs) == 1 {
+		in.Image = cs[0].Image
+	}
+}
+
 // Region is the region a manifest deploys to: spec.region or the inventory's first.
 func Region(j *manifest.Job, w inventory.Workload) string {
 	if j.Spec.Region != "" {
