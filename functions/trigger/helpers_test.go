@@ -7,16 +7,7 @@ import (
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-	"github.com/cloudevents/sdk-go/v2/event"
 )
-
-func newEvent(id string) event.Event {
-	e := event.New()
-	e.SetID(id)
-	e.SetType("google.cloud.pubsub.topic.v1.messagePublished")
-	e.SetSource("//pubsub.googleapis.com/projects/p/topics/t")
-	return e
-}
 
 // serve starts the functions framework on a free loopback port, as the Cloud Functions runtime
 // would with FUNCTION_TARGET set, and returns its URL. The framework has no shutdown: the

@@ -1,38 +1,104 @@
-// Package trigger is the Runway Jobs trigger function: it starts Cloud Run job executions for on-demand and scheduled run requests.
+// Package trigger is the Runway Jobs trigger function: it starts Cloud Run job executions for
+// on-demand run requests (published by `runwayctl run` from CI) and for scheduled-run requests
+// (published by the workload's Cloud Scheduler job), with overrides, the job's concurrency
+// policy, its starting deadline and suspension, and exactly one execution per request id or
+// scheduled slot however often Pub/Sub delivers the message (see claim.go).
 //
-// Eventarc delivers Pub/Sub messages to it as CloudEvents through functions-framework-go; the
-// Cloud Functions Go buildpack builds this folder on its own, so the package sits at the module
-// root and is not package main (the local main is under cmd/trigger).
+// Eventarc delivers the Pub/Sub messages of the per-workload trigger topics to it as CloudEvents
+// through functions-framework-go; every outcome is recorded in the durable store, where
+// `runwayctl run --wait` and the monitor read it. The Cloud Functions Go buildpack builds this
+// folder on its own, so the package sits at the module root and is not package main (the local
+// main is under cmd/trigger).
 package trigger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
-	"github.com/cloudevents/sdk-go/v2/event"
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
 
+	"runwayjobs.dev/shared/event"
+	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/logging"
+	"runwayjobs.dev/shared/platform"
+	"runwayjobs.dev/shared/state"
 )
 
 // FunctionName is the target the function is registered as (FUNCTION_TARGET).
 const FunctionName = "Trigger"
 
-// ErrNotHandled is returned for every event until the function's work lands.
-var ErrNotHandled = errors.New("trigger: events are not handled yet")
-
-var log = logging.New(os.Stdout, "trigger", zerolog.InfoLevel)
-
 func init() {
 	functions.CloudEvent(FunctionName, Trigger)
 }
 
-// Trigger handles one CloudEvent. It does not handle events yet; the error makes Eventarc keep the
-// message for redelivery rather than dropping it.
-func Trigger(ctx context.Context, e event.Event) error {
-	log.Warn().Str("event_id", e.ID()).Str("event_type", e.Type()).Str("event_source", e.Source()).Msg("event not handled yet")
-	return fmt.Errorf("event %s of type %s: %w", e.ID(), e.Type(), ErrNotHandled)
+// Config is the function's configuration, read from the environment.
+type Config struct {
+	// Inventory is the path of inventory.yml (RUNWAY_INVENTORY).
+	Inventory string
+	// State is where claims and outcomes are recorded (RUNWAY_STATE).
+	State string
+	// GCP says which Google Cloud the clients talk to (RUNWAY_EMULATOR_HOST).
+	GCP gcp.Config
+}
+
+// ConfigFromEnv reads the Config through lookup (os.LookupEnv in production; tests pass a
+// map's lookup).
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string { v, _ := lookup(k); return v }
+	c := Config{Inventory: get(platform.EnvInventory), State: get(state.EnvVar)}
+	// Pub/Sub is not used by trigger; the project only binds its (unused) client.
+	c.GCP = gcp.ConfigFromEnv(lookup, "runway")
+	var missing []string
+	if c.Inventory == "" {
+		missing = append(missing, platform.EnvInventory)
+	}
+	if c.State == "" {
+		missing = append(missing, state.EnvVar)
+	}
+	if len(missing) > 0 {
+		return c, fmt.Errorf("trigger config: %v not set", missing)
+	}
+	return c, nil
+}
+
+// FromConfig builds the Handler of cfg: it loads the inventory, opens the store and dials the
+// clients.
+func FromConfig(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
+	inv, err := inventory.Load(cfg.Inventory)
+	if err != nil {
+		return nil, fmt.Errorf("trigger: %w", err)
+	}
+	store, err := state.Open(cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := gcp.Dial(ctx, cfg.GCP)
+	if err != nil {
+		return nil, err
+	}
+	return New(cl, store, inv, time.Now, log), nil
+}
+
+var fromEnv = sync.OnceValues(func() (*Handler, error) {
+	cfg, err := ConfigFromEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return FromConfig(context.Background(), cfg, logging.New(os.Stdout, "trigger", zerolog.InfoLevel))
+})
+
+// Trigger is the CloudEvent entry point: it acknowledges what succeeded or can never succeed
+// and returns the error of what may succeed on redelivery.
+func Trigger(ctx context.Context, e cloudevent.Event) error {
+	h, err := fromEnv()
+	if err != nil {
+		return err // misconfigured: keep the message until the function is fixed
+	}
+	return event.Result(h.Handle(ctx, e))
 }
