@@ -274,7 +274,6 @@ func (e *env) deliver(t testing.TB, ev cloudevent.Event, max int) (error, int) {
 	return err, max
 }
 
-
 // addFault activates a fault rule through the emulator's admin endpoint.
 func (e *env) addFault(t testing.TB, rule string) {
 	t.Helper()
