@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
@@ -126,10 +127,16 @@ func (h *Handler) Handle(ctx context.Context, e cloudevent.Event) error {
 		h.log.Error().Str("event_id", e.ID()).Err(err).Msg("event refused")
 		return err
 	}
+	// One logger per event: the request's trace and the labels Cloud Logging filters on.
+	workload, _ := platform.WorkloadOfTopic(m.Topic)
+	log := logging.ForEvent(h.log, m.Project, funcframework.TraceIDFromContext(ctx), funcframework.SpanIDFromContext(ctx),
+		map[string]string{"workload": workload, "event_id": m.ID, "topic": m.Topic})
+	hc := *h
+	hc.log = log
 	if m.Topic == platform.ArtifactTopic {
-		return h.handlePush(ctx, m)
+		return hc.handlePush(ctx, m)
 	}
-	return h.handleRequest(ctx, m)
+	return hc.handleRequest(ctx, m)
 }
 
 // handleRequest applies (or deletes) the workload bound to the message's topic.

@@ -55,3 +55,35 @@ func Severity(level zerolog.Level) string {
 	}
 	return "DEFAULT"
 }
+
+// Fields Cloud Logging reads from a structured log line.
+const (
+	TraceField  = "logging.googleapis.com/trace"
+	SpanField   = "logging.googleapis.com/spanId"
+	LabelsField = "logging.googleapis.com/labels"
+)
+
+// ForEvent returns l with the request's trace (so the line joins the request in the Logs
+// Explorer: projects/PROJECT/traces/TRACE_ID) and Cloud Logging labels such as the workload
+// and the event id. Empty values are left out.
+func ForEvent(l zerolog.Logger, project, traceID, spanID string, labels map[string]string) zerolog.Logger {
+	c := l.With()
+	if traceID != "" && project != "" {
+		c = c.Str(TraceField, "projects/"+project+"/traces/"+traceID)
+	}
+	if spanID != "" {
+		c = c.Str(SpanField, spanID)
+	}
+	d := zerolog.Dict()
+	n := 0
+	for k, v := range labels {
+		if v != "" {
+			d.Str(k, v)
+			n++
+		}
+	}
+	if n > 0 {
+		c = c.Dict(LabelsField, d)
+	}
+	return c.Logger()
+}

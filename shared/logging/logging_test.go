@@ -49,3 +49,26 @@ func TestLevelFilters(t *testing.T) {
 		t.Errorf("debug event written at info level: %q", buf.String())
 	}
 }
+
+func TestForEvent(t *testing.T) {
+	var buf bytes.Buffer
+	l := ForEvent(New(&buf, "deploy", zerolog.InfoLevel), "proj", "abc123", "7", map[string]string{"workload": "nightly", "event_id": "e1", "empty": ""})
+	l.Info().Msg("deploy applied")
+	var got map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got[TraceField] != "projects/proj/traces/abc123" || got[SpanField] != "7" {
+		t.Errorf("trace fields = %v, %v", got[TraceField], got[SpanField])
+	}
+	labels, _ := got[LabelsField].(map[string]any)
+	if labels["workload"] != "nightly" || labels["event_id"] != "e1" || len(labels) != 2 {
+		t.Errorf("labels = %v", got[LabelsField])
+	}
+	buf.Reset()
+	bare := ForEvent(New(&buf, "deploy", zerolog.InfoLevel), "proj", "", "", nil)
+	bare.Info().Msg("x")
+	if bytes.Contains(buf.Bytes(), []byte("logging.googleapis.com")) {
+		t.Errorf("empty trace and labels must be left out: %s", buf.String())
+	}
+}
