@@ -24,8 +24,8 @@ import (
 
 // Exit statuses of runwayctl run --wait.
 const (
-	runFailed    = 1 // the execution failed or was cancelled
-	runNotRun    = 2 // the request was refused, skipped or missed
+	runFailed = 1 // the execution failed or was cancelled
+	runNotRun = 2 // the request was refused, skipped or missed
 )
 
 // runFlags are the flags of runwayctl run.
