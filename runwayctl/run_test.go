@@ -258,4 +258,3 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		t.Errorf("%d requests published, want none", len(e.received))
 	}
 }
-
