@@ -7,11 +7,17 @@ FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s
 
-.PHONY: dev test fmt vet gotest functions bench fuzz docs runwayctl
+.PHONY: dev build test fmt vet gotest functions bench fuzz docs runwayctl
 
-## dev: validate the example repositories with runwayctl (the local platform arrives with the emulator).
-dev: runwayctl
+## dev: the whole platform on the embedded emulator (runwayctl dev): validate the examples, build
+## runwayctl and the three functions into bin/, start everything and deploy the examples.
+dev: build
 	./bin/runwayctl validate --inventory examples/inventory.yml examples/...
+	./bin/runwayctl dev $(DEVFLAGS)
+
+## build: runwayctl and the function binaries into bin/.
+build: runwayctl
+	@for f in $(FUNCTIONS); do (cd functions/$$f && $(GO) build -o ../../bin/$$f ./cmd/$$f); done
 
 ## runwayctl: build the CLI into bin/.
 runwayctl:

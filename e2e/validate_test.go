@@ -101,8 +101,9 @@ func TestValidateExamples(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
 	}
 	want := []*regexp.Regexp{
-		regexp.MustCompile(`^examples/inventory\.yml: inventory: 4 workloads \(3 jobs, 1 service\)$`),
+		regexp.MustCompile(`^examples/inventory\.yml: inventory: 5 workloads \(4 jobs, 1 service\)$`),
 		regexp.MustCompile(`^examples/ai-gateway/\.runway/runway\.yml: ai-gateway-prune: .+ \(0 \* \* \* \*\); ` + next),
+		regexp.MustCompile(`^examples/hello/\.runway/runway\.yml: hello-runway: Every 5 minutes, every day \(\*/5 \* \* \* \*\); ` + next),
 		regexp.MustCompile(`^examples/topology-service/\.runway/runway\.yml: topology-migrate: on demand$`),
 		regexp.MustCompile(`^examples/topology-service/\.runway/topology-compaction/runway\.yml: topology-compaction: At 03:15 UTC, every day \(15 3 \* \* \*\); ` + next),
 	}
@@ -185,7 +186,7 @@ func TestValidateBrokenManifest(t *testing.T) {
 		{
 			name:       "against the inventory",
 			args:       []string{"validate", "--inventory", inventory, ".runway/runway.yml"},
-			wantStdout: []string{inventory + ": inventory: 4 workloads (3 jobs, 1 service)"},
+			wantStdout: []string{inventory + ": inventory: 5 workloads (4 jobs, 1 service)"},
 			wantStderr: []string{
 				`.runway/runway.yml:21:13: spec.schedule: schedule "@every 1h": @every intervals are not supported: cron slots are needed (e.g. "*/15 * * * *")`,
 				`.runway/runway.yml:22:23: spec.concurrency_policy: must be one of "Allow", "Forbid", "Replace"; got "replace"; did you mean "Replace"?`,

@@ -13,13 +13,14 @@ import (
 
 // The examples, as validate prints them at the fixed clock (2026-11-26T16:00:00Z).
 const (
-	exampleInventory  = "../examples/inventory.yml: inventory: 4 workloads (3 jobs, 1 service)"
+	exampleInventory  = "../examples/inventory.yml: inventory: 5 workloads (4 jobs, 1 service)"
 	examplePrune      = "../examples/ai-gateway/.runway/runway.yml: ai-gateway-prune: At minute 0 past every hour, every day (0 * * * *); next 2026-11-26T17:00:00Z, 2026-11-26T18:00:00Z, 2026-11-26T19:00:00Z"
+	exampleHello      = "../examples/hello/.runway/runway.yml: hello-runway: Every 5 minutes, every day (*/5 * * * *); next 2026-11-26T16:05:00Z, 2026-11-26T16:10:00Z, 2026-11-26T16:15:00Z"
 	exampleMigrate    = "../examples/topology-service/.runway/runway.yml: topology-migrate: on demand"
 	exampleCompaction = "../examples/topology-service/.runway/topology-compaction/runway.yml: topology-compaction: At 03:15 UTC, every day (15 3 * * *); next 2026-11-27T03:15:00Z, 2026-11-28T03:15:00Z, 2026-11-29T03:15:00Z"
 )
 
-var allExampleLines = []string{exampleInventory, examplePrune, exampleMigrate, exampleCompaction}
+var allExampleLines = []string{exampleInventory, examplePrune, exampleHello, exampleMigrate, exampleCompaction}
 
 func TestValidateExamples(t *testing.T) {
 	tests := []struct {
@@ -123,10 +124,13 @@ func TestValidateJSONExamples(t *testing.T) {
 		file, kind, workload, schedule, timeZone, description, summary string
 		next                                                           []time.Time
 	}{
-		{file: "../examples/inventory.yml", kind: "inventory", summary: "4 workloads (3 jobs, 1 service)"},
+		{file: "../examples/inventory.yml", kind: "inventory", summary: "5 workloads (4 jobs, 1 service)"},
 		{file: "../examples/ai-gateway/.runway/runway.yml", kind: "RunwayJob", workload: "ai-gateway-prune",
 			schedule: "0 * * * *", timeZone: "Etc/UTC", description: "At minute 0 past every hour, every day",
 			next: []time.Time{utc("2026-11-26T17:00:00Z"), utc("2026-11-26T18:00:00Z"), utc("2026-11-26T19:00:00Z")}},
+		{file: "../examples/hello/.runway/runway.yml", kind: "RunwayJob", workload: "hello-runway",
+			schedule: "*/5 * * * *", timeZone: "Etc/UTC", description: "Every 5 minutes, every day",
+			next: []time.Time{utc("2026-11-26T16:05:00Z"), utc("2026-11-26T16:10:00Z"), utc("2026-11-26T16:15:00Z")}},
 		{file: "../examples/topology-service/.runway/runway.yml", kind: "RunwayJob", workload: "topology-migrate", description: "on demand"},
 		{file: "../examples/topology-service/.runway/topology-compaction/runway.yml", kind: "RunwayJob", workload: "topology-compaction",
 			schedule: "15 3 * * *", timeZone: "Etc/UTC", description: "At 03:15 UTC, every day",
