@@ -463,3 +463,47 @@ func TestFaults(t *testing.T) {
 		t.Errorf("executions for %d request ids, want %d", len(byID), n)
 	}
 }
+
+// TestScheduledRefused covers scheduled-run messages that are acknowledged without a record:
+// no slot can be claimed for them.
+func TestScheduledRefused(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings *platform.Settings // nil: no job
+		body     string
+		attrs    map[string]string
+		want     string
+	}{
+		{name: "another workload", settings: &platform.Settings{Schedule: "@hourly"}, body: `{"workload":"migrate"}`,
+			want: `the scheduled run names workload "migrate" but was published on the trigger topic of "nightly"`},
+		{name: "job without a schedule", settings: &platform.Settings{}, body: `{"workload":"nightly"}`,
+			want: "has no schedule: a scheduled run of it is refused"},
+		{name: "not deployed", body: `{"workload":"nightly"}`, want: "deploy it first"},
+		{name: "unknown kind", settings: &platform.Settings{Schedule: "@hourly"}, body: `{"workload":"nightly"}`,
+			attrs: map[string]string{platform.AttrKind: "cron"}, want: `attribute runway_kind="cron" is not "run" or "scheduled"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tt.settings != nil {
+				e.createJob(t, "nightly", region2, *tt.settings, "true")
+			}
+			attrs := tt.attrs
+			if attrs == nil {
+				attrs = map[string]string{platform.AttrKind: platform.KindScheduled}
+			}
+			err := e.h.Handle(ctxT(t), pubsubEvent(t, platform.TriggerTopic("nightly"), "m1", []byte(tt.body), attrs, time.Now()))
+			if !event.IsPermanent(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Handle = %v, want a Permanent error containing %q", err, tt.want)
+			}
+			if keys, _ := e.store.List(context.Background(), ""); len(keys) != 0 {
+				t.Errorf("store keys %v, want none", keys)
+			}
+			if tt.settings != nil {
+				if n := len(e.executions(t, nightlyJob)); n != 0 {
+					t.Errorf("%d executions, want none", n)
+				}
+			}
+		})
+	}
+}
