@@ -45,6 +45,6 @@ func newRoot(stdout, stderr io.Writer, now func() time.Time) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(now), newSchemaCmd(), newScheduleCmd(now), newEmulatorCmd(now), newDeployCmd(), newPlanCmd(), newRunCmd(), newDevCmd(now))
+	root.AddCommand(newValidateCmd(now), newSchemaCmd(), newScheduleCmd(now), newEmulatorCmd(now), newDeployCmd(), newPlanCmd(), newRunCmd(), newDevCmd(now), newStatusCmd(now), newLogsCmd())
 	return root
 }

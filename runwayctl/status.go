@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
+	"github.com/spf13/cobra"
+	"google.golang.org/api/iterator"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/inventory"
+	"runwayjobs.dev/shared/platform"
+	"runwayjobs.dev/shared/schedule"
+	"runwayjobs.dev/shared/state"
+)
+
+// workloadStatus is what `runwayctl status` shows of one workload.
+type workloadStatus struct {
+	Workload   string               `json:"workload"`
+	Job        string               `json:"job,omitempty"`
+	Deployed   bool                 `json:"deployed"`
+	Image      string               `json:"image,omitempty"`
+	Schedule   string               `json:"schedule,omitempty"`
+	TimeZone   string               `json:"time_zone,omitempty"`
+	Describe   string               `json:"description,omitempty"`
+	Suspended  bool                 `json:"suspended"`
+	Next       []time.Time          `json:"next,omitempty"`
+	Executions []executionStatus    `json:"executions,omitempty"`
+	NotRun     []platform.RunRecord `json:"not_run,omitempty"` // skipped and missed slots, refused requests
+}
+
+// executionStatus is one execution of a workload.
+type executionStatus struct {
+	Name      string     `json:"name"`
+	Trigger   string     `json:"trigger"`
+	Slot      *time.Time `json:"scheduled_time,omitempty"`
+	Result    string     `json:"result"` // running | succeeded | failed | cancelled
+	Started   time.Time  `json:"started"`
+	Duration  string     `json:"duration,omitempty"`
+	LogURI    string     `json:"log_uri,omitempty"`
+	TaskCount int32      `json:"task_count"`
+	Retried   int32      `json:"retried"`
+}
+
+func newStatusCmd(now func() time.Time) *cobra.Command {
+	var (
+		invPath, format string
+		last            int
+	)
+	cmd := &cobra.Command{
+		Use:   "status [WORKLOAD]",
+		Short: "Show a job's schedule, next runs, last executions and skipped or missed slots",
+		Long: `Without a workload: one line per job workload of the inventory. With one: its schedule in
+words with the next runs, whether it is suspended, its last executions (result, duration and
+trigger: manual or the slot they served), and the slots the trigger skipped (Forbid, suspend)
+or recorded as missed (starting deadline). --format json for scripts.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format must be text or json, not %q", format)
+			}
+			if invPath == "" {
+				return fmt.Errorf("no inventory: pass --inventory or set %s", platform.EnvInventory)
+			}
+			inv, err := inventory.Load(invPath)
+			if err != nil {
+				return err
+			}
+			var workloads []inventory.Workload
+			if len(args) == 1 {
+				w, ok := inv.Lookup(args[0])
+				if !ok || w.Type != inventory.Job {
+					return fmt.Errorf("workload %q is not a job in %s", args[0], invPath)
+				}
+				workloads = []inventory.Workload{w}
+			} else {
+				workloads = inv.Jobs()
+			}
+			store, _ := state.Open(os.Getenv(state.EnvVar)) // optional: without it, no skipped/missed slots
+			ctx := cmd.Context()
+			var all []workloadStatus
+			for _, w := range workloads {
+				s, err := loadStatus(ctx, w, store, now(), last)
+				if err != nil {
+					return err
+				}
+				all = append(all, s)
+			}
+			out := cmd.OutOrStdout()
+			if format == "json" {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(all)
+			}
+			if len(args) == 1 {
+				printStatus(out, all[0])
+			} else {
+				printStatusTable(out, all)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&invPath, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	cmd.Flags().IntVar(&last, "last", 10, "how many executions to show")
+	return cmd
+}
+
+// findJob returns the workload's Cloud Run job in the first of its regions that has it.
+func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb.Job, error) {
+	for _, region := range w.Regions {
+		j, err := cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: platform.JobName(w.GCPProject, region, w.Name)})
+		if status.Code(err) == codes.NotFound {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("run.GetJob %s: %w", w.Name, err)
+		}
+		return j, nil
+	}
+	return nil, nil
+}
+
+func loadStatus(ctx context.Context, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
+	s := workloadStatus{Workload: w.Name}
+	cl, err := gcp.Dial(ctx, gcp.FromEnv(w.GCPProject))
+	if err != nil {
+		return s, err
+	}
+	defer cl.Close()
+	job, err := findJob(ctx, cl, w)
+	if err != nil || job == nil {
+		return s, err
+	}
+	s.Job, s.Deployed = job.Name, true
+	if cs := job.GetTemplate().GetTemplate().GetContainers(); len(cs) == 1 {
+		s.Image = cs[0].Image
+	}
+	if set, err := platform.SettingsOf(job.Annotations); err == nil && set.Schedule != "" {
+		s.Schedule, s.TimeZone, s.Suspended = set.Schedule, set.TimeZone, set.Suspend
+		if sched, err := schedule.Parse(set.Schedule, set.TimeZone); err == nil {
+			s.Describe = sched.Describe()
+			s.Next = sched.NextN(now, 3)
+		}
+		if sj, err := cl.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: job.Name}); err == nil {
+			s.Suspended = sj.State == schedulerpb.Job_PAUSED
+		}
+	}
+	it := cl.Executions.ListExecutions(ctx, &runpb.ListExecutionsRequest{Parent: job.Name})
+	for len(s.Executions) < last {
+		x, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return s, fmt.Errorf("run.ListExecutions %s: %w", job.Name, err)
+		}
+		s.Executions = append(s.Executions, executionOf(x))
+	}
+	if store != nil {
+		keys, err := store.List(ctx, "runs/"+w.Name+"/")
+		if err != nil {
+			return s, err
+		}
+		for _, k := range keys {
+			o, err := store.Get(ctx, k)
+			if err != nil {
+				continue
+			}
+			var r platform.RunRecord
+			if json.Unmarshal(o.Data, &r) == nil && r.Outcome != platform.RunStarted && r.Outcome != platform.RunClaimed {
+				s.NotRun = append(s.NotRun, r)
+			}
+		}
+	}
+	return s, nil
+}
+
+func executionOf(x *runpb.Execution) executionStatus {
+	e := executionStatus{Name: x.Name[strings.LastIndexByte(x.Name, '/')+1:], Trigger: platform.TriggerManual, Result: "running",
+		Started: x.CreateTime.AsTime(), LogURI: x.LogUri, TaskCount: x.TaskCount, Retried: x.RetriedCount}
+	if cs := x.GetTemplate().GetContainers(); len(cs) == 1 {
+		for _, v := range cs[0].Env {
+			switch v.Name {
+			case platform.EnvTrigger:
+				e.Trigger = v.GetValue()
+			case platform.EnvScheduledTime:
+				if t, err := time.Parse(time.RFC3339, v.GetValue()); err == nil {
+					e.Slot = &t
+				}
+			}
+		}
+	}
+	if x.StartTime != nil {
+		e.Started = x.StartTime.AsTime()
+	}
+	if x.CompletionTime != nil {
+		d := x.CompletionTime.AsTime().Sub(e.Started)
+		if d < time.Second {
+			e.Duration = d.Round(time.Millisecond).String()
+		} else {
+			e.Duration = d.Round(time.Second).String()
+		}
+		switch {
+		case x.CancelledCount > 0:
+			e.Result = "cancelled"
+		case x.FailedCount > 0 || x.SucceededCount < x.TaskCount:
+			e.Result = "failed"
+		default:
+			e.Result = "succeeded"
+		}
+	}
+	return e
+}
+
+func printStatus(out io.Writer, s workloadStatus) {
+	fmt.Fprintf(out, "%s\n", s.Workload)
+	if !s.Deployed {
+		fmt.Fprintln(out, "  not deployed")
+		return
+	}
+	fmt.Fprintf(out, "  job        %s\n  image      %s\n", s.Job, s.Image)
+	if s.Schedule == "" {
+		fmt.Fprintln(out, "  schedule   on demand only")
+	} else {
+		fmt.Fprintf(out, "  schedule   %s (%s, %s)\n", s.Describe, s.Schedule, s.TimeZone)
+		if s.Suspended {
+			fmt.Fprintln(out, "  state      SUSPENDED: scheduled runs are ignored")
+		} else {
+			var next []string
+			for _, t := range s.Next {
+				next = append(next, t.UTC().Format(time.RFC3339))
+			}
+			fmt.Fprintf(out, "  next       %s\n", strings.Join(next, ", "))
+		}
+	}
+	if len(s.Executions) == 0 {
+		fmt.Fprintln(out, "  no executions yet")
+	} else {
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  EXECUTION\tTRIGGER\tRESULT\tSTARTED\tDURATION")
+		for _, e := range s.Executions {
+			trig := e.Trigger
+			if e.Slot != nil {
+				trig += " " + e.Slot.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e.Name, trig, e.Result, e.Started.UTC().Format(time.RFC3339), e.Duration)
+		}
+		tw.Flush()
+	}
+	if len(s.NotRun) > 0 {
+		fmt.Fprintln(out, "\n  not run:")
+		for _, r := range s.NotRun {
+			when := r.Time.UTC().Format(time.RFC3339)
+			if !r.ScheduledTime.IsZero() {
+				when = "slot " + r.ScheduledTime.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "  %s  %s: %s\n", when, r.Outcome, r.Reason)
+		}
+	}
+}
+
+func printStatusTable(out io.Writer, all []workloadStatus) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tSCHEDULE\tNEXT\tLAST RUN\tRESULT")
+	for _, s := range all {
+		sched, next, lastRun, result := "on demand", "-", "-", "-"
+		switch {
+		case !s.Deployed:
+			sched = "not deployed"
+		case s.Schedule != "":
+			sched = s.Schedule + " " + s.TimeZone
+			if s.Suspended {
+				next = "suspended"
+			} else if len(s.Next) > 0 {
+				next = s.Next[0].UTC().Format(time.RFC3339)
+			}
+		}
+		if len(s.Executions) > 0 {
+			lastRun, result = s.Executions[0].Started.UTC().Format(time.RFC3339), s.Executions[0].Result
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Workload, sched, next, lastRun, result)
+	}
+	tw.Flush()
+}
+
+func newLogsCmd() *cobra.Command {
+	var (
+		invPath string
+		task    int
+	)
+	cmd := &cobra.Command{
+		Use:   "logs WORKLOAD [EXECUTION]",
+		Short: "Print the output of an execution's tasks (default: the latest execution)",
+		Long: `Print what an execution's task attempts wrote. On the local platform the output is read
+from the emulator; against Google Cloud the command prints the execution's Cloud Logging link.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if invPath == "" {
+				return fmt.Errorf("no inventory: pass --inventory or set %s", platform.EnvInventory)
+			}
+			inv, err := inventory.Load(invPath)
+			if err != nil {
+				return err
+			}
+			w, ok := inv.Lookup(args[0])
+			if !ok || w.Type != inventory.Job {
+				return fmt.Errorf("workload %q is not a job in %s", args[0], invPath)
+			}
+			ctx := cmd.Context()
+			cfg := gcp.FromEnv(w.GCPProject)
+			cl, err := gcp.Dial(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			job, err := findJob(ctx, cl, w)
+			if err != nil {
+				return err
+			}
+			if job == nil {
+				return fmt.Errorf("%s is not deployed", w.Name)
+			}
+			name := job.GetLatestCreatedExecution().GetName()
+			if len(args) == 2 {
+				name = job.Name + "/executions/" + args[1]
+			}
+			if name == "" {
+				return fmt.Errorf("%s has no executions yet", w.Name)
+			}
+			x, err := cl.Executions.GetExecution(ctx, &runpb.GetExecutionRequest{Name: name})
+			if err != nil {
+				return fmt.Errorf("run.GetExecution %s: %w", name, err)
+			}
+			if cfg.EmulatorHost == "" || !strings.HasPrefix(x.LogUri, "http://"+cfg.EmulatorHost+"/") {
+				fmt.Fprintf(cmd.OutOrStdout(), "logs of %s: %s\n", name, x.LogUri)
+				return nil
+			}
+			uri := x.LogUri
+			if task >= 0 {
+				uri += fmt.Sprintf("?task=%d", task)
+			}
+			resp, err := http.Get(uri)
+			if err != nil {
+				return fmt.Errorf("read logs: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+				return fmt.Errorf("read logs %s: %s: %s", uri, resp.Status, strings.TrimSpace(string(b)))
+			}
+			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&invPath, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
+	cmd.Flags().IntVar(&task, "task", -1, "only this task index")
+	return cmd
+}
