@@ -88,6 +88,10 @@ type env struct {
 	invPath string
 	clock   *testClock
 	h       *Handler
+	// passing is held (read) by every delivery in flight and (write) while deliver moves the
+	// clock: time jumps between deliveries, as a redelivery comes later, never during one
+	// (within a delivery only real time passes, which the lease is sized for).
+	passing sync.RWMutex
 }
 
 func newEnv(t testing.TB) *env {
@@ -265,11 +269,15 @@ func (e *env) deliver(t testing.TB, ev cloudevent.Event, max int) (error, int) {
 	t.Helper()
 	var err error
 	for n := 1; n <= max; n++ {
+		e.passing.RLock()
 		err = e.h.Handle(ctxT(t), ev)
+		e.passing.RUnlock()
 		if err == nil || event.IsPermanent(err) {
 			return err, n
 		}
+		e.passing.Lock()
 		e.clock.Advance(e.h.t.Lease + time.Second)
+		e.passing.Unlock()
 	}
 	return err, max
 }
