@@ -107,7 +107,7 @@ var fromEnv = sync.OnceValues(func() (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(cl, store, inv, time.Now, logging.New(os.Stdout, "deploy", zerolog.InfoLevel)), nil
+	return New(cl, store, inv, cfg.GCP.Clock(), logging.New(os.Stdout, "deploy", zerolog.InfoLevel)), nil
 })
 
 // Deploy is the CloudEvent entry point: it acknowledges what succeeded or can never succeed
