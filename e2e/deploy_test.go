@@ -38,7 +38,7 @@ func functionBinary(t *testing.T, name string) string {
 			buildErr = err
 			return
 		}
-		for _, f := range []string{"deploy"} {
+		for _, f := range []string{"deploy", "trigger", "monitor"} {
 			bin := filepath.Join(dir, f)
 			cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+f)
 			cmd.Dir = filepath.Join(repoRoot, "functions", f)

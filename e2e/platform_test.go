@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/pubsub/v2"
+	"cloud.google.com/go/run/apiv2/runpb"
+	"google.golang.org/api/iterator"
+
+	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/platform"
+)
+
+// devPlatform is `runwayctl dev` running as a user starts it, on a manual clock.
+type devPlatform struct {
+	*platformEnv
+	addr string
+	out  *strings.Builder
+}
+
+// startDev runs `runwayctl dev` with the function binaries built from this checkout and waits
+// for its ready line. The platform stops with the test (SIGINT, as Ctrl-C).
+func startDev(t *testing.T, start time.Time, extra ...string) *devPlatform {
+	t.Helper()
+	bins := filepath.Dir(functionBinary(t, "deploy"))
+	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--manual-clock", "--start", start.Format(time.RFC3339),
+		"--functions", bins, "--inventory", filepath.Join(repoRoot, "examples", "inventory.yml"),
+		"--examples", filepath.Join(repoRoot, "examples"), "--op-delay", "5ms"}, extra...)
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = repoRoot
+	cmd.Env = withoutCI(os.Environ())
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := &strings.Builder{}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			out.WriteString(line + "\n")
+			if rest, ok := strings.CutPrefix(line, "runway dev ready: "); ok {
+				ready <- rest
+			}
+		}
+		close(ready)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("runwayctl dev did not stop within 10s of SIGINT")
+		}
+	})
+	var line string
+	select {
+	case l, ok := <-ready:
+		if !ok {
+			t.Fatalf("runwayctl dev exited before ready:\n%s\n%s", out, stderr.String())
+		}
+		line = l
+	case <-time.After(60 * time.Second):
+		t.Fatalf("runwayctl dev not ready after 60s:\n%s\n%s", out, stderr.String())
+	}
+	p := &devPlatform{platformEnv: &platformEnv{env: strings.Fields(line)}, out: out}
+	for _, kv := range p.env {
+		if v, ok := strings.CutPrefix(kv, gcp.EmulatorHostEnv+"="); ok {
+			p.addr = v
+		}
+	}
+	cl, err := gcp.Dial(context.Background(), gcp.Config{EmulatorHost: p.addr, Project: "gitlab-runway-hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	p.cl = cl
+	return p
+}
+
+// admin POSTs a JSON body to one of the emulator's admin endpoints.
+func (p *devPlatform) admin(t *testing.T, method, path, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+p.addr+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %s %s", method, path, resp.Status, b)
+	}
+}
+
+func (p *devPlatform) advance(t *testing.T, d time.Duration) {
+	t.Helper()
+	p.admin(t, http.MethodPost, "/emulator/v1/clock:advance", fmt.Sprintf(`{"duration":%q}`, d.String()))
+}
+
+// executions lists the job's executions with their RUNWAY_* environment.
+func (p *devPlatform) executions(t *testing.T, job string) []*runpb.Execution {
+	t.Helper()
+	var out []*runpb.Execution
+	it := p.cl.Executions.ListExecutions(t.Context(), &runpb.ListExecutionsRequest{Parent: job})
+	for {
+		x, err := it.Next()
+		if err == iterator.Done {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("ListExecutions: %v", err)
+		}
+		out = append(out, x)
+	}
+}
+
+func envOf(x *runpb.Execution) map[string]string {
+	m := map[string]string{}
+	for _, v := range x.GetTemplate().GetContainers()[0].GetEnv() {
+		m[v.Name] = v.GetValue()
+	}
+	return m
+}
+
+// scheduledSlots waits until the job has want completed scheduled executions, then a little
+// longer to see that no duplicate follows, and returns their RUNWAY_SCHEDULED_TIME values.
+func (p *devPlatform) scheduledSlots(t *testing.T, job string, want int) []string {
+	t.Helper()
+	var slots []string
+	collect := func() {
+		slots = nil
+		for _, x := range p.executions(t, job) {
+			if e := envOf(x); e[platform.EnvTrigger] == platform.TriggerSchedule {
+				slots = append(slots, e[platform.EnvScheduledTime])
+			}
+		}
+		slices.Sort(slots)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for collect(); len(slots) < want && time.Now().Before(deadline); collect() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // redeliveries and duplicate firings would show by now
+	collect()
+	return slots
+}
+
+const helloJob = "projects/gitlab-runway-hello/locations/us-east1/jobs/hello-runway"
+
+// TestPlatformScheduledSlotsRunOnce: the example hello-runway job (*/5) is deployed by
+// runwayctl dev; three slots pass on the emulator's clock; each runs once, knowing its slot.
+// Then with duplicated deliveries and RunJob failing a third of the time, three more slots
+// still run exactly once each.
+func TestPlatformScheduledSlotsRunOnce(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
+	p := startDev(t, start)
+	for range 3 {
+		p.advance(t, 5*time.Minute)
+	}
+	got := p.scheduledSlots(t, helloJob, 3)
+	want := []string{"2026-12-01T00:05:00Z", "2026-12-01T00:10:00Z", "2026-12-01T00:15:00Z"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("scheduled executions served slots %v, want each of %v once\n%s", got, want, p.out)
+	}
+
+	p.admin(t, http.MethodPut, "/emulator/v1/faults/delivery", `{"duplicate_rate":0.5,"reorder_rate":0.5}`)
+	p.admin(t, http.MethodPost, "/emulator/v1/faults", `{"method":"RunJob","code":14,"rate":0.34}`)
+	for range 3 {
+		p.advance(t, 5*time.Minute)
+	}
+	got = p.scheduledSlots(t, helloJob, 6)
+	want = append(want, "2026-12-01T00:20:00Z", "2026-12-01T00:25:00Z", "2026-12-01T00:30:00Z")
+	if !slices.Equal(got, want) {
+		t.Fatalf("with faults, scheduled executions served slots %v, want each of %v once", got, want)
+	}
+}
+
+// TestPlatformRunWait: on-demand runs through runwayctl run --wait: overrides reach the
+// execution (exit 0, output in runwayctl logs); a failing run exits 1.
+func TestPlatformRunWait(t *testing.T) {
+	p := startDev(t, time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+	stdout, stderr, code := p.runwayctl(t, repoRoot, "run", "hello-runway", "--env", "GREETING=bonjour", "--wait")
+	if code != 0 || !strings.Contains(stdout, "succeeded") {
+		t.Fatalf("run --wait: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, _, code = p.runwayctl(t, repoRoot, "logs", "hello-runway")
+	if code != 0 || !strings.Contains(stdout, "bonjour from hello-runway-") || !strings.Contains(stdout, "(manual run, slot none)") {
+		t.Fatalf("logs: exit %d\n%s", code, stdout)
+	}
+	stdout, stderr, code = p.runwayctl(t, repoRoot, "run", "hello-runway", "--args", "exit 3", "--wait")
+	if code != 1 || !strings.Contains(stderr, "failed") {
+		t.Fatalf("failing run --wait: exit %d, want 1\n%s\n%s", code, stdout, stderr)
+	}
+	stdout, _, _ = p.runwayctl(t, repoRoot, "status", "hello-runway")
+	if !strings.Contains(stdout, "manual    failed") && !strings.Contains(stdout, "failed") {
+		t.Errorf("status does not show the failed run:\n%s", stdout)
+	}
+}
+
+// TestPlatformArtifactPush: a push of the tag the manifest tracks moves the job to the digest.
+func TestPlatformArtifactPush(t *testing.T) {
+	p := startDev(t, time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+	const prune = "projects/gitlab-runway-ai-gateway/locations/us-east4/jobs/ai-gateway-prune"
+	job, err := p.cl.Jobs.GetJob(t.Context(), &runpb.GetJobRequest{Name: prune})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := job.Annotations[platform.AnnotationImageTag]
+	if tag != "" {
+		t.Fatalf("the example pins a digest, so nothing tracks a tag; got image-tag %q", tag)
+	}
+	// hello-runway's manifest names no image: deploy it with a tag, then push that tag.
+	repo := filepath.Join(repoRoot, "examples", "hello")
+	const tagged = "us-east1-docker.pkg.dev/gitlab-runway-hello/hello-runway/hello:main"
+	dir := copyRepo(t, repo)
+	m := filepath.Join(dir, ".runway", "runway.yml")
+	os.WriteFile(m, []byte(strings.Replace(string(mustRead(t, m)), "spec:\n", "spec:\n  image: "+tagged+"\n", 1)), 0o644)
+	if stdout, stderr, code := p.runwayctl(t, dir, "deploy", "--wait"); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	digest := "us-east1-docker.pkg.dev/gitlab-runway-hello/hello-runway/hello@sha256:" + strings.Repeat("d", 64)
+	body, _ := json.Marshal(map[string]string{"action": "INSERT", "digest": digest, "tag": tagged})
+	pub := p.cl.PubSub.Publisher(platform.TopicPath("gitlab-runway-hello", platform.ArtifactTopic))
+	defer pub.Stop()
+	if _, err := pub.Publish(t.Context(), &pubsub.Message{Data: body}).Get(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		j, err := p.cl.Jobs.GetJob(t.Context(), &runpb.GetJobRequest{Name: helloJob})
+		if err == nil && j.Template.Template.Containers[0].Image == digest {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job did not move to the pushed digest: %v, %v", j.GetTemplate().GetTemplate().GetContainers(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestPlatformBadManifest: a bad manifest is refused with its position and changes nothing.
+func TestPlatformBadManifest(t *testing.T) {
+	p := startDev(t, time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+	before, err := p.cl.Jobs.GetJob(t.Context(), &runpb.GetJobRequest{Name: helloJob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := copyRepo(t, filepath.Join(repoRoot, "examples", "hello"))
+	m := filepath.Join(dir, ".runway", "runway.yml")
+	os.WriteFile(m, []byte(strings.Replace(string(mustRead(t, m)), "max_retries: 1", "max_retries: 11", 1)), 0o644)
+	_, stderr, code := p.runwayctl(t, dir, "deploy", "--wait")
+	if code != 1 || !strings.Contains(stderr, ".runway/runway.yml:20:16: spec.max_retries") {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and the position of max_retries", code, stderr)
+	}
+	after, err := p.cl.Jobs.GetJob(t.Context(), &runpb.GetJobRequest{Name: helloJob})
+	if err != nil || after.Etag != before.Etag {
+		t.Fatalf("the job changed: etag %s -> %s, %v", before.Etag, after.GetEtag(), err)
+	}
+}
