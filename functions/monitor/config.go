@@ -1,0 +1,111 @@
+package monitor
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/platform"
+	"runwayjobs.dev/shared/state"
+)
+
+// Environment of the monitor function (besides RUNWAY_EMULATOR_HOST, RUNWAY_STATE and
+// RUNWAY_INVENTORY).
+const (
+	// EnvChannels is the path of the channel configuration (notify.Config, YAML or JSON).
+	EnvChannels = "RUNWAY_CHANNELS"
+	// EnvIngestLag is how far behind now the metrics are evaluated (Go duration, default 3m).
+	EnvIngestLag = "RUNWAY_MONITOR_INGEST_LAG"
+	// EnvReAlert repeats open incidents' alerts this often (Go duration, default 0: never).
+	EnvReAlert = "RUNWAY_MONITOR_REALERT"
+	// EnvBlindAfter is how long the metrics may stay unreadable before the platform channels
+	// are told (Go duration, default 15m).
+	EnvBlindAfter = "RUNWAY_MONITOR_BLIND_AFTER"
+	// EnvWorkers bounds the concurrent execution reads (default 8).
+	EnvWorkers = "RUNWAY_MONITOR_WORKERS"
+)
+
+// Config is the monitor's configuration.
+type Config struct {
+	EmulatorHost  string
+	StateURL      string
+	InventoryPath string
+	ChannelsPath  string
+	// Lookup reads secrets referenced as {env: NAME} by the channel configuration.
+	Lookup func(string) (string, bool)
+
+	IngestLag  time.Duration
+	ReAlert    time.Duration
+	BlindAfter time.Duration
+	Workers    int
+	// MaxWindow bounds how far back one tick evaluates (default 24h): after a longer outage
+	// the monitor skips ahead rather than replay days of slots.
+	MaxWindow time.Duration
+	// Lease is how long a tick owns the delivery of the alerts it claimed (default 5m): longer
+	// than one delivery with its retries can take.
+	Lease time.Duration
+	// MaxDeliveryAge drops an alert no channel would take after this long (default 24h).
+	MaxDeliveryAge time.Duration
+}
+
+// ConfigFromLookup reads the configuration through lookup (os.LookupEnv in production; tests
+// pass a map's lookup).
+func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string { v, _ := lookup(k); return v }
+	c := Config{
+		EmulatorHost:  gcp.ConfigFromEnv(lookup, "").EmulatorHost,
+		StateURL:      get(state.EnvVar),
+		InventoryPath: get(platform.EnvInventory),
+		ChannelsPath:  get(EnvChannels),
+		Lookup:        lookup,
+		IngestLag:     3 * time.Minute,
+		BlindAfter:    15 * time.Minute,
+		Workers:       8,
+	}
+	for _, d := range []struct {
+		env string
+		to  *time.Duration
+	}{{EnvIngestLag, &c.IngestLag}, {EnvReAlert, &c.ReAlert}, {EnvBlindAfter, &c.BlindAfter}} {
+		if v := get(d.env); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil || x < 0 {
+				return Config{}, fmt.Errorf("%s=%q: want a Go duration such as 3m", d.env, v)
+			}
+			*d.to = x
+		}
+	}
+	if v := get(EnvWorkers); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 256 {
+			return Config{}, fmt.Errorf("%s=%q: want a number from 1 to 256", EnvWorkers, v)
+		}
+		c.Workers = n
+	}
+	switch {
+	case c.StateURL == "":
+		return Config{}, fmt.Errorf("%s is not set: the monitor keeps its incidents in the durable store", state.EnvVar)
+	case c.InventoryPath == "":
+		return Config{}, fmt.Errorf("%s is not set", platform.EnvInventory)
+	}
+	return c.withDefaults(), nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Workers < 1 {
+		c.Workers = 8
+	}
+	if c.MaxWindow <= 0 {
+		c.MaxWindow = 24 * time.Hour
+	}
+	if c.Lease <= 0 {
+		c.Lease = 5 * time.Minute
+	}
+	if c.MaxDeliveryAge <= 0 {
+		c.MaxDeliveryAge = 24 * time.Hour
+	}
+	if c.Lookup == nil {
+		c.Lookup = func(string) (string, bool) { return "", false }
+	}
+	return c
+}

@@ -1,0 +1,634 @@
+package detect
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"runwayjobs.dev/shared/notify"
+	"runwayjobs.dev/shared/platform"
+	"runwayjobs.dev/shared/schedule"
+)
+
+// maxSlotsPerTick bounds the slots one evaluation checks per job (a minutely job over a day).
+const maxSlotsPerTick = 24 * 60
+
+// schedules caches parsed schedules: a tick over 10,000 jobs parses the same few hundred
+// expressions again and again. The cache is pure memoization.
+var schedules sync.Map // expr + "\x00" + tz -> *schedule.Schedule or error
+
+func parseSchedule(expr, tz string) (*schedule.Schedule, error) {
+	k := expr + "\x00" + tz
+	if v, ok := schedules.Load(k); ok {
+		if err, bad := v.(error); bad {
+			return nil, err
+		}
+		return v.(*schedule.Schedule), nil
+	}
+	s, err := schedule.Parse(expr, tz)
+	if err != nil {
+		schedules.Store(k, err)
+		return nil, err
+	}
+	schedules.Store(k, s)
+	return s, nil
+}
+
+// prepare returns the job's state for this evaluation, as a copy: a new state for a job seen
+// for the first time (slots expected after the window start w and the schedule's creation),
+// and slot checking re-based on the job's update time when its schedule, zone or suspension
+// changed.
+func prepare(old *JobState, j Job, w time.Time) *JobState {
+	sig := scheduleSig(j.Settings)
+	if old == nil {
+		from := w
+		if j.Settings.CreatedAt.After(from) {
+			from = j.Settings.CreatedAt
+		}
+		return &JobState{Workload: j.Settings.Workload, EvaluatedTo: w, SlotsFrom: from, Schedule: sig}
+	}
+	js := *old
+	js.Served = slices.Clone(old.Served)
+	js.Running = maps.Clone(old.Running)
+	js.LateAlerted = slices.Clone(old.LateAlerted)
+	if old.Incident != nil {
+		inc := *old.Incident
+		js.Incident = &inc
+	}
+	js.Workload = j.Settings.Workload
+	if sig != js.Schedule {
+		js.Schedule, js.NextSlot = sig, time.Time{}
+		if j.UpdateTime.After(js.SlotsFrom) {
+			js.SlotsFrom = j.UpdateTime
+		}
+		if j.Settings.CreatedAt.After(js.SlotsFrom) {
+			js.SlotsFrom = j.Settings.CreatedAt
+		}
+		js.pruneServed()
+	}
+	return &js
+}
+
+func (js *JobState) pruneServed() {
+	from := js.SlotsFrom.Unix()
+	i, _ := slices.BinarySearch(js.Served, from+1)
+	js.Served = slices.Delete(js.Served, 0, i)
+	if len(js.Served) == 0 {
+		js.Served = nil
+	}
+}
+
+// slotsChecked reports whether a job is checked for missed slots.
+func slotsChecked(j Job) bool {
+	s := j.Settings
+	return j.SlotOwner && s.Schedule != "" && !s.Suspend && s.Monitoring.Enabled
+}
+
+// dueSlots returns the slots after js.SlotsFrom whose deadline (slot + expected runtime +
+// grace) is at or before t, and the first slot after them (to cache as js.NextSlot).
+func dueSlots(js *JobState, j Job, t time.Time) (due []time.Time, next time.Time) {
+	if !slotsChecked(j) {
+		return nil, time.Time{}
+	}
+	last := t.Add(-ExpectedRuntime(j.Settings) - j.Settings.Monitoring.Grace)
+	if !js.NextSlot.IsZero() && js.NextSlot.After(last) {
+		return nil, js.NextSlot // nothing due: no need to ask the schedule
+	}
+	sched, err := parseSchedule(j.Settings.Schedule, j.Settings.TimeZone)
+	if err != nil {
+		return nil, time.Time{}
+	}
+	s := js.NextSlot
+	if s.IsZero() {
+		s = sched.Next(js.SlotsFrom)
+	}
+	for ; !s.IsZero() && !s.After(last) && len(due) < maxSlotsPerTick; s = sched.Next(s) {
+		due = append(due, s)
+	}
+	return due, s
+}
+
+// NeedsExecutions reports whether the job's executions must be read this tick (t is the time
+// evaluated up to, w the window start), and which: those created after the returned time.
+// They are read when the metrics or the job's latest execution show something new, or when a
+// known run may have become late.
+func NeedsExecutions(st *State, obs Observation, w, t time.Time, cfg Config) (bool, time.Time) {
+	j := obs.Job
+	if !j.Settings.Monitoring.Enabled {
+		return false, time.Time{}
+	}
+	old := st.Jobs[j.Key.String()]
+	if old == nil || old.ReadAt.IsZero() {
+		return j.Latest != nil || obs.Activity.Any(), t.Add(-cfg.firstRead())
+	}
+	after := old.ReadAt
+	for _, r := range old.Running {
+		if !r.Created.After(after) {
+			after = r.Created.Add(-time.Nanosecond)
+		}
+	}
+	a := obs.Activity
+	switch {
+	case a.Succeeded+a.Failed+a.Cancelled+a.FailedAttempts > 0:
+		return true, after
+	case j.Latest != nil && (j.Latest.Name != old.LatestName || !j.Latest.Completed.IsZero() != old.LatestDone):
+		return true, after
+	case a.Running > int64(len(old.Running)):
+		return true, after
+	}
+	deadline := ExpectedRuntime(j.Settings) + j.Settings.Monitoring.Grace
+	for name, r := range old.Running {
+		if !slices.Contains(old.LateAlerted, name) && !runStart(r).Add(deadline).After(t) {
+			return true, after
+		}
+	}
+	return false, time.Time{}
+}
+
+func runStart(r Run) time.Time {
+	if !r.Started.IsZero() {
+		return r.Started
+	}
+	return r.Created
+}
+
+// Unserved returns the slots due by t that no known execution serves: the monitor reads the
+// trigger's records of these before Evaluate (obs.Executions as read this tick).
+func Unserved(st *State, obs Observation, t time.Time) []time.Time {
+	j := obs.Job
+	if !j.Settings.Monitoring.Enabled {
+		return nil
+	}
+	js := prepare(st.Jobs[j.Key.String()], j, st.Watermark)
+	served := servedBy(obs, t)
+	var out []time.Time
+	due, _ := dueSlots(js, j, t)
+	for _, s := range due {
+		if !js.served(s) && !served[s.Unix()] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// servedBy returns the slots the executions read serve (those that existed at t).
+func servedBy(obs Observation, t time.Time) map[int64]bool {
+	out := map[int64]bool{}
+	for _, x := range obs.Executions {
+		if !x.Scheduled.IsZero() && !x.Created.After(t) {
+			out[x.Scheduled.Unix()] = true
+		}
+	}
+	return out
+}
+
+// event is something that happened to a job, dated.
+type event struct {
+	at     time.Time
+	kind   notify.Kind // failed, missed, skipped, late, hung; succeeded and cancelled below
+	result Result
+	exec   *Execution
+	slot   time.Time
+	reason string
+}
+
+// Evaluate applies the observations, up to t, to st and returns the new state (st is not
+// modified) and the alerts decided, which are also queued in the new state's Outbox with their
+// channels. A job of st that was not observed is forgotten (deleted, or no longer monitored).
+func Evaluate(st *State, obs []Observation, t time.Time, cfg Config) (*State, []notify.Alert) {
+	ns := &State{Watermark: t, Jobs: make(map[string]*JobState, len(obs)), Outbox: slices.Clone(st.Outbox)}
+	if st.Blind != nil {
+		b := *st.Blind
+		ns.Blind = &b
+	}
+	if st.Watermark.After(t) {
+		ns.Watermark = st.Watermark
+	}
+	var alerts []notify.Alert
+	for i := range obs {
+		o := &obs[i]
+		if !o.Job.Settings.Monitoring.Enabled {
+			continue
+		}
+		key := o.Job.Key.String()
+		old := st.Jobs[key]
+		if old != nil && !old.EvaluatedTo.Before(t) {
+			ns.Jobs[key] = old // already evaluated this far (a concurrent or later tick)
+			continue
+		}
+		js := prepare(old, o.Job, st.Watermark)
+		out := evalJob(js, o, t, cfg)
+		ns.Jobs[key] = js
+		for _, a := range out {
+			ns.Outbox = append(ns.Outbox, Pending{Alert: a, Channels: slices.Clone(o.Job.Channels)})
+		}
+		alerts = append(alerts, out...)
+	}
+	return ns, alerts
+}
+
+func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Alert {
+	j := o.Job
+	s := j.Settings
+	from := js.EvaluatedTo
+	deadline := ExpectedRuntime(s) + s.Monitoring.Grace
+	hung := ExpectedRuntime(s) >= maxRuntime(s)
+	var events []event
+
+	late := func(name string, start time.Time, x *Execution) {
+		if slices.Contains(js.LateAlerted, name) {
+			return
+		}
+		kind := notify.KindLate
+		if hung {
+			kind = notify.KindHung
+		}
+		events = append(events, event{at: start.Add(deadline), kind: kind, exec: x})
+	}
+	// running reports whether an execution was running at instant at.
+	var running func(at time.Time) bool
+	if o.Read {
+		for i := range o.Executions {
+			x := &o.Executions[i]
+			if x.Created.After(t) {
+				continue // did not exist yet at t
+			}
+			done := !x.Completed.IsZero() && !x.Completed.After(t)
+			if done && x.Completed.After(from) {
+				events = append(events, event{at: x.Completed, result: x.Result, exec: x})
+			}
+			if end := x.start().Add(deadline); !end.After(t) && (!done || x.Completed.After(end) && x.Completed.After(from)) {
+				late(x.Name, x.start(), x)
+			}
+		}
+		running = func(at time.Time) bool {
+			for _, x := range o.Executions {
+				if !x.Created.After(at) && (x.Completed.IsZero() || x.Completed.After(at)) {
+					return true
+				}
+			}
+			return false
+		}
+	} else {
+		for name, r := range js.Running {
+			if !runStart(r).Add(deadline).After(t) {
+				late(name, runStart(r), &Execution{Name: name, Created: r.Created, Started: r.Started, LogURI: r.LogURI})
+			}
+		}
+		running = func(at time.Time) bool {
+			for _, r := range js.Running {
+				if !r.Created.After(at) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+
+	served := servedBy(*o, t)
+	due, next := dueSlots(js, j, t)
+	js.NextSlot = next
+	for _, slot := range due {
+		js.SlotsFrom = slot
+		if js.served(slot) || served[slot.Unix()] {
+			continue
+		}
+		at := slot.Add(deadline)
+		rec := o.Slots[slot.Unix()]
+		switch {
+		case rec.Found && (rec.Outcome == platform.RunStarted || rec.Outcome == platform.RunClaimed):
+			// the trigger ran it; the execution's own result is judged on its own
+		case rec.Found && rec.Outcome == platform.RunSkipped:
+			events = append(events, event{at: at, kind: notify.KindSkipped, slot: slot, reason: rec.Reason})
+		case rec.Found:
+			events = append(events, event{at: at, kind: notify.KindMissed, slot: slot, reason: cmp.Or(rec.Reason, "the trigger did not run it ("+rec.Outcome+")")})
+		case running(at):
+			// another run was still going: Forbid would skip this slot, and that run is
+			// judged late or hung on its own
+		default:
+			events = append(events, event{at: at, kind: notify.KindMissed, slot: slot})
+		}
+	}
+
+	slices.SortStableFunc(events, func(a, b event) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return strings.Compare(nameOf(a.exec), nameOf(b.exec))
+	})
+	var alerts []notify.Alert
+	for _, ev := range events {
+		if a, ok := apply(js, j, ev, cfg); ok {
+			alerts = append(alerts, a)
+		}
+	}
+	if inc := js.Incident; inc != nil && cfg.ReAlert > 0 && !inc.LastAlert.Add(cfg.ReAlert).After(t) {
+		for !inc.LastAlert.Add(cfg.ReAlert).After(t) {
+			inc.LastAlert = inc.LastAlert.Add(cfg.ReAlert)
+		}
+		alerts = append(alerts, realert(j, inc))
+	}
+
+	// Remember the executions as of t.
+	if o.Read {
+		js.Running = nil
+		for _, x := range o.Executions {
+			if x.Created.After(t) || !x.Completed.IsZero() && !x.Completed.After(t) {
+				continue
+			}
+			if js.Running == nil {
+				js.Running = map[string]Run{}
+			}
+			r := Run{Created: x.Created, LogURI: x.LogURI}
+			if !x.Started.After(t) {
+				r.Started = x.Started
+			}
+			js.Running[x.Name] = r
+		}
+		js.ReadAt = t
+		js.LatestName, js.LatestDone = "", false
+		if l := j.Latest; l != nil && !l.Created.After(t) {
+			js.LatestName = l.Name
+			js.LatestDone = !l.Completed.IsZero() && !l.Completed.After(t)
+		}
+		for slot := range served {
+			if slot > js.SlotsFrom.Unix() {
+				js.addServed(time.Unix(slot, 0))
+			}
+		}
+	}
+	js.LateAlerted = slices.DeleteFunc(js.LateAlerted, func(name string) bool { _, ok := js.Running[name]; return !ok })
+	if len(js.LateAlerted) == 0 {
+		js.LateAlerted = nil
+	}
+	js.pruneServed()
+	js.EvaluatedTo = t
+	return alerts
+}
+
+func nameOf(x *Execution) string {
+	if x == nil {
+		return ""
+	}
+	return x.Name
+}
+
+// apply changes js for one event and returns the alert it causes, if any.
+func apply(js *JobState, j Job, ev event, cfg Config) (notify.Alert, bool) {
+	s := j.Settings
+	switch {
+	case ev.kind == notify.KindLate || ev.kind == notify.KindHung:
+		js.LateAlerted = append(js.LateAlerted, ev.exec.Name)
+		if js.Incident != nil {
+			return notify.Alert{}, false
+		}
+		js.Incident = &Incident{Kind: ev.kind, Since: ev.exec.start(), LastAlert: ev.at, Execution: ev.exec.Name, LogURL: ev.exec.LogURI}
+		js.Incident.Key = incidentKey(j.Key, js.Incident.Since)
+		return open(j, js, ev), true
+	case ev.kind != "": // missed, skipped
+		if ev.slot.Before(js.LastSuccess) {
+			// A later run already succeeded: the job is healthy now. The slot belongs to the
+			// incident just resolved, or is worth a warning, not a page.
+			if r := js.Resolved; r != nil && !ev.slot.Before(r.From) && !ev.slot.After(r.To) {
+				return notify.Alert{}, false
+			}
+			return superseded(j, ev), true
+		}
+		return failure(js, j, ev)
+	case ev.result == Failed:
+		return failure(js, j, ev)
+	case ev.result == Succeeded:
+		js.Failures = 0
+		js.Successes++
+		js.LastSuccess = ev.at
+		if inc := js.Incident; inc != nil {
+			if js.Successes < max(s.Monitoring.RecoveryThreshold, 1) {
+				return notify.Alert{}, false
+			}
+			js.Incident = nil
+			js.Resolved = &Span{From: inc.Since, To: ev.at}
+			return recovered(j, inc, ev), true
+		}
+		if ev.exec.Retried > 0 && s.Monitoring.AlertOnFlaky && (js.LastFlaky.IsZero() || !ev.at.Before(js.LastFlaky.Add(cfg.flakyEvery()))) {
+			js.LastFlaky = ev.at
+			return flaky(j, ev), true
+		}
+	}
+	return notify.Alert{}, false // cancelled: neither a failure nor a success
+}
+
+func failure(js *JobState, j Job, ev event) (notify.Alert, bool) {
+	js.Successes = 0
+	if js.Failures == 0 {
+		js.StreakSince = ev.at
+		if !ev.slot.IsZero() {
+			js.StreakSince = ev.slot
+		}
+	}
+	js.Failures++
+	if js.Incident != nil || js.Failures < max(j.Settings.Monitoring.FailureThreshold, 1) {
+		return notify.Alert{}, false
+	}
+	kind := ev.kind
+	if kind == "" {
+		kind = notify.KindFailed
+	}
+	js.Incident = &Incident{Kind: kind, Since: js.StreakSince, LastAlert: ev.at, Slot: ev.slot}
+	if ev.exec != nil {
+		js.Incident.Execution, js.Incident.LogURL = ev.exec.Name, ev.exec.LogURI
+	}
+	js.Incident.Key = incidentKey(j.Key, js.Incident.Since)
+	return open(j, js, ev), true
+}
+
+func incidentKey(k Key, since time.Time) string {
+	return fmt.Sprintf("runway/%s/%d", k, since.Unix())
+}
+
+// base fills what every alert of the job says.
+func base(j Job, a notify.Alert) notify.Alert {
+	a.Workload = cmp.Or(j.Settings.Workload, j.Key.Job)
+	a.Project, a.Location, a.Job = j.Key.Project, j.Key.Location, j.Key.Name()
+	a.Owner = j.Settings.Owner.EmailHandle
+	a.Team = j.Settings.Owner.Department
+	return a
+}
+
+func shortName(full string) string {
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[i+1:]
+	}
+	return full
+}
+
+func ts(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 MST") }
+
+func open(j Job, js *JobState, ev event) notify.Alert {
+	s := j.Settings
+	w := cmp.Or(s.Workload, j.Key.Job)
+	inc := js.Incident
+	a := notify.Alert{Kind: inc.Kind, Action: notify.ActionOpen, Severity: notify.SeverityCritical, IncidentKey: inc.Key,
+		Since: inc.Since, Slot: ev.slot, Time: ev.at}
+	if ev.exec != nil {
+		a.Execution, a.LogURL = ev.exec.Name, ev.exec.LogURI
+	}
+	grace := s.Monitoring.Grace
+	streak := ""
+	if js.Failures > 1 {
+		streak = fmt.Sprintf(" It is the %s failure in a row (failure_threshold %d); failing since %s.", ordinal(js.Failures), s.Monitoring.FailureThreshold, ts(inc.Since))
+	}
+	switch inc.Kind {
+	case notify.KindFailed:
+		a.Summary = fmt.Sprintf("%s: execution %s failed", w, shortName(ev.exec.Name))
+		a.Detail = fmt.Sprintf("The execution ended failed at %s.%s See its logs for the failing task.", ts(ev.at), streak)
+	case notify.KindMissed:
+		a.Summary = fmt.Sprintf("%s: the run scheduled for %s did not happen", w, ts(ev.slot))
+		if ev.reason != "" {
+			a.Detail = fmt.Sprintf("No execution served the slot: %s.%s", ev.reason, streak)
+		} else {
+			a.Detail = fmt.Sprintf("No execution served the slot by %s (slot + expected runtime %s + grace %s) and none was running.%s",
+				ts(ev.at), ExpectedRuntime(s), grace, streak)
+		}
+	case notify.KindSkipped:
+		a.Summary = fmt.Sprintf("%s: the run scheduled for %s was skipped", w, ts(ev.slot))
+		a.Detail = fmt.Sprintf("The trigger skipped the slot (concurrency policy %s): %s.%s", cmp.Or(s.ConcurrencyPolicy, "Forbid"), cmp.Or(ev.reason, "a run was still active"), streak)
+	case notify.KindLate:
+		a.Summary = fmt.Sprintf("%s: execution %s is running late", w, shortName(ev.exec.Name))
+		a.Detail = fmt.Sprintf("Running since %s, past its expected runtime %s + grace %s.", ts(inc.Since), ExpectedRuntime(s), grace)
+	case notify.KindHung:
+		a.Summary = fmt.Sprintf("%s: execution %s looks hung", w, shortName(ev.exec.Name))
+		a.Detail = fmt.Sprintf("Running since %s, longer than timeout × (max_retries + 1) = %s + grace %s should allow. Cancel it if it is stuck: with concurrency policy Forbid it blocks every later slot.",
+			ts(inc.Since), maxRuntime(s), grace)
+	}
+	a.ID = inc.Key + "/open"
+	return base(j, a)
+}
+
+func realert(j Job, inc *Incident) notify.Alert {
+	w := cmp.Or(j.Settings.Workload, j.Key.Job)
+	a := notify.Alert{Kind: inc.Kind, Action: notify.ActionRealert, Severity: notify.SeverityCritical, IncidentKey: inc.Key,
+		Since: inc.Since, Slot: inc.Slot, Execution: inc.Execution, LogURL: inc.LogURL, Time: inc.LastAlert, Duration: inc.LastAlert.Sub(inc.Since)}
+	a.Summary = fmt.Sprintf("%s: still %s, since %s", w, inc.Kind, ts(inc.Since))
+	a.Detail = fmt.Sprintf("The incident opened for a %s run has had no recovery for %s.", inc.Kind, a.Duration.Round(time.Minute))
+	a.ID = fmt.Sprintf("%s/realert/%d", inc.Key, inc.LastAlert.Unix())
+	return base(j, a)
+}
+
+func recovered(j Job, inc *Incident, ev event) notify.Alert {
+	w := cmp.Or(j.Settings.Workload, j.Key.Job)
+	a := notify.Alert{Kind: notify.KindRecovered, Action: notify.ActionResolve, Severity: notify.SeverityInfo, IncidentKey: inc.Key,
+		Since: inc.Since, Execution: ev.exec.Name, LogURL: ev.exec.LogURI, Time: ev.at, Duration: ev.at.Sub(inc.Since)}
+	a.Summary = fmt.Sprintf("%s recovered: execution %s succeeded", w, shortName(ev.exec.Name))
+	a.Detail = fmt.Sprintf("The %s incident that started at %s lasted %s.", inc.Kind, ts(inc.Since), a.Duration.Round(time.Second))
+	a.ID = inc.Key + "/resolve"
+	return base(j, a)
+}
+
+func superseded(j Job, ev event) notify.Alert {
+	w := cmp.Or(j.Settings.Workload, j.Key.Job)
+	a := notify.Alert{Kind: ev.kind, Action: notify.ActionWarn, Severity: notify.SeverityWarning, Slot: ev.slot, Since: ev.slot, Time: ev.at}
+	a.IncidentKey = fmt.Sprintf("runway/%s/%s/%d", j.Key, ev.kind, ev.slot.Unix())
+	a.ID = a.IncidentKey
+	verb := "did not happen"
+	if ev.kind == notify.KindSkipped {
+		verb = "was skipped"
+	}
+	a.Summary = fmt.Sprintf("%s: the run scheduled for %s %s", w, ts(ev.slot), verb)
+	a.Detail = "A later run has succeeded since, so this is a warning, not a page."
+	if ev.reason != "" {
+		a.Detail = ev.reason + ". " + a.Detail
+	}
+	return base(j, a)
+}
+
+func flaky(j Job, ev event) notify.Alert {
+	w := cmp.Or(j.Settings.Workload, j.Key.Job)
+	a := notify.Alert{Kind: notify.KindFlaky, Action: notify.ActionWarn, Severity: notify.SeverityWarning,
+		Execution: ev.exec.Name, LogURL: ev.exec.LogURI, Time: ev.at, Since: ev.exec.start()}
+	a.IncidentKey = fmt.Sprintf("runway/%s/flaky/%d", j.Key, ev.at.Unix())
+	a.ID = a.IncidentKey
+	attempts := "attempt"
+	if ev.exec.Retried > 1 {
+		attempts = "attempts"
+	}
+	a.Summary = fmt.Sprintf("%s: execution %s succeeded only after %d failed task %s", w, shortName(ev.exec.Name), ev.exec.Retried, attempts)
+	a.Detail = "A warning, not a page: the run succeeded on retry. Flaky warnings of a job are sent at most once a day."
+	return base(j, a)
+}
+
+func ordinal(n int) string {
+	suffix := "th"
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+	case n%10 == 1:
+		suffix = "st"
+	case n%10 == 2:
+		suffix = "nd"
+	case n%10 == 3:
+		suffix = "rd"
+	}
+	return fmt.Sprint(n) + suffix
+}
+
+// MetricsLookBlind reports whether the metrics returned nothing for every job while a job's
+// latest execution completed in a one-minute bucket that ends in (w, t]: Monitoring is not
+// seeing what runs.
+func MetricsLookBlind(obs []Observation, w, t time.Time) bool {
+	active := false
+	for _, o := range obs {
+		if o.Activity.Any() {
+			return false
+		}
+		if l := o.Job.Latest; l != nil && !l.Completed.IsZero() {
+			end := l.Completed.Truncate(time.Minute).Add(time.Minute)
+			active = active || end.After(w) && !end.After(t)
+		}
+	}
+	return active
+}
+
+// SetBlind records that at t the monitor could not see project's metrics (blind) or could, and
+// returns the new state and the alert to send: "cannot see" once the blindness lasted
+// cfg.BlindAfter, "sees again" when it ends after that alert. While blind, jobs are not
+// evaluated and the watermark stays, so nothing is lost: the window is evaluated when the
+// metrics are back.
+func SetBlind(st *State, project string, blind bool, reason string, t time.Time, channels []string, cfg Config) (*State, []notify.Alert) {
+	ns := *st
+	ns.Outbox = slices.Clone(st.Outbox)
+	var a notify.Alert
+	switch {
+	case blind && st.Blind == nil:
+		ns.Blind = &Blind{Since: t, Reason: reason}
+		return &ns, nil
+	case blind:
+		b := *st.Blind
+		b.Reason = reason
+		ns.Blind = &b
+		if b.Alerted || t.Sub(b.Since) < cfg.blindAfter() {
+			return &ns, nil
+		}
+		b.Alerted = true
+		b.Key = fmt.Sprintf("runway/%s/unknown/%d", project, b.Since.Unix())
+		a = notify.Alert{ID: b.Key + "/open", IncidentKey: b.Key, Kind: notify.KindUnknown, Action: notify.ActionOpen, Severity: notify.SeverityCritical,
+			Project: project, Since: b.Since, Time: t, Duration: t.Sub(b.Since),
+			Summary: fmt.Sprintf("Runway monitor cannot see the Cloud Run job metrics of project %s", project),
+			Detail:  fmt.Sprintf("Since %s: %s. Job alerts are held, not lost: the window is evaluated once the metrics are back. No owner is paged meanwhile.", ts(b.Since), reason)}
+	case st.Blind == nil:
+		return &ns, nil
+	default:
+		ns.Blind = nil
+		if !st.Blind.Alerted {
+			return &ns, nil
+		}
+		a = notify.Alert{ID: st.Blind.Key + "/resolve", IncidentKey: st.Blind.Key, Kind: notify.KindUnknown, Action: notify.ActionResolve, Severity: notify.SeverityInfo,
+			Project: project, Since: st.Blind.Since, Time: t, Duration: t.Sub(st.Blind.Since),
+			Summary: fmt.Sprintf("Runway monitor sees the Cloud Run job metrics of project %s again", project),
+			Detail:  "The held window is being evaluated now; alerts about it follow."}
+	}
+	ns.Outbox = append(ns.Outbox, Pending{Alert: a, Channels: slices.Clone(channels)})
+	return &ns, []notify.Alert{a}
+}
