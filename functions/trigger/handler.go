@@ -68,6 +68,9 @@ func (t Timing) withDefaults() Timing {
 	def(&t.Wait, 2*time.Second)
 	def(&t.Replace, time.Minute)
 	def(&t.Poll, 20*time.Millisecond)
+	if t.Lease <= t.RunJob+t.Settle { // a lease must leave room for a RunJob call and its settling
+		t.Lease = 2 * (t.RunJob + t.Settle)
+	}
 	return t
 }
 
@@ -157,9 +160,6 @@ func (h *Handler) manual(ctx context.Context, w inventory.Workload, msg event.Me
 	}
 	if req.RequestID == "" {
 		return event.Permanent(fmt.Errorf("message %s: %w", msg.ID, errNoRequestID))
-	}
-	if len(req.RequestID) > MaxRequestID {
-		return event.Permanent(fmt.Errorf("message %s: request_id is longer than %d bytes", msg.ID, MaxRequestID))
 	}
 	r := request{
 		workload:  w,
