@@ -8,14 +8,17 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/run/apiv2/runpb"
+
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
 
-// BenchmarkRunRequest measures a run request from its delivery to the recorded start of its
-// execution (claim, GetJob, RunJob, record; the policy lock and ListExecutions too under
-// Forbid) against the in-process emulator through the official clients. It reports the median
-// and the 90th percentile per request; ns/op is the mean.
+// BenchmarkRunRequest measures run requests against the in-process emulator through the
+// official clients: "runjob" is from the delivery to RunJob issued (the execution's
+// create_time: GetJob, the claim, under Forbid the policy lock and ListExecutions), "request"
+// the whole delivery (plus the recorded outcome and the lock's release). It reports medians and
+// 90th percentiles; ns/op is the mean of the whole delivery.
 func BenchmarkRunRequest(b *testing.B) {
 	for _, policy := range []string{"Allow", "Forbid"} {
 		b.Run(policy, func(b *testing.B) {
@@ -23,6 +26,7 @@ func BenchmarkRunRequest(b *testing.B) {
 			e.createJob(b, "nightly", region2, platform.Settings{ConcurrencyPolicy: policy}, "true")
 			ctx := context.Background()
 			took := make([]time.Duration, 0, b.N)
+			issued := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for i := range b.N {
 				ev := runEvent(b, "nightly", platform.RunRequest{RequestID: fmt.Sprint("bench-", i), Workload: "nightly"})
@@ -36,22 +40,28 @@ func BenchmarkRunRequest(b *testing.B) {
 				if rec.Outcome != platform.RunStarted {
 					b.Fatalf("request %d: %+v", i, rec)
 				}
+				x, err := e.cl.Executions.GetExecution(ctx, &runpb.GetExecutionRequest{Name: rec.Execution})
+				if err != nil {
+					b.Fatal(err)
+				}
+				issued = append(issued, x.CreateTime.AsTime().Sub(start))
 				if policy == "Forbid" {
 					e.waitCompleted(b, rec.Execution) // the next request must not be skipped
 				}
 				b.StartTimer()
 			}
 			b.StopTimer()
-			reportPercentiles(b, took)
+			reportPercentiles(b, "runjob", issued)
+			reportPercentiles(b, "request", took)
 		})
 	}
 }
 
-func reportPercentiles(b *testing.B, took []time.Duration) {
+func reportPercentiles(b *testing.B, what string, took []time.Duration) {
 	slices.Sort(took)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	b.ReportMetric(ms(took[len(took)/2]), "ms-median/request")
-	b.ReportMetric(ms(took[len(took)*9/10]), "ms-p90/request")
+	b.ReportMetric(ms(took[len(took)/2]), "ms-median/"+what)
+	b.ReportMetric(ms(took[len(took)*9/10]), "ms-p90/"+what)
 }
 
 // BenchmarkClaim measures the claim itself on the local directory store: a Put of a new key
