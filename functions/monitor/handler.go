@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -63,6 +65,38 @@ type Handler struct {
 	log        zerolog.Logger
 	newLease   func() string
 	settings   settingsCache
+
+	// last is the state this instance last read or wrote, by key: when the store still holds
+	// that generation, load skips decoding it (the state of 10,000 jobs is megabytes of JSON).
+	lastMu sync.Mutex
+	last   map[string]cachedState
+}
+
+type cachedState struct {
+	gen int64
+	st  *detect.State
+}
+
+// shallow copies what the handler changes in place (the outbox, the job map); job states are
+// never changed in place (Evaluate copies those it changes).
+func shallow(s *detect.State) *detect.State {
+	c := *s
+	c.Jobs = maps.Clone(s.Jobs)
+	c.Outbox = slices.Clone(s.Outbox)
+	if s.Blind != nil {
+		b := *s.Blind
+		c.Blind = &b
+	}
+	return &c
+}
+
+func (h *Handler) remember(key string, gen int64, s *detect.State) {
+	h.lastMu.Lock()
+	defer h.lastMu.Unlock()
+	if h.last == nil {
+		h.last = map[string]cachedState{}
+	}
+	h.last[key] = cachedState{gen: gen, st: shallow(s)}
 }
 
 // New returns a Handler reading Google Cloud through clients, keeping its state in store, and
@@ -107,6 +141,8 @@ func stateKey(project string) string { return "monitor/" + project }
 // Stats counts what one tick did.
 type Stats struct {
 	Projects, Jobs, Alerts, Delivered int
+	// Evaluate is the time spent in the pure evaluation (detect), without I/O.
+	Evaluate time.Duration
 }
 
 // Handle runs one tick: every project of the inventory is evaluated up to now minus the ingest
@@ -126,6 +162,7 @@ func (h *Handler) tick(ctx context.Context) (Stats, error) {
 		st.Jobs += ps.Jobs
 		st.Alerts += ps.Alerts
 		st.Delivered += ps.Delivered
+		st.Evaluate += ps.Evaluate
 		if err != nil {
 			errs = append(errs, fmt.Errorf("project %s: %w", p.id, err))
 		}
@@ -142,10 +179,17 @@ func (h *Handler) load(ctx context.Context, key string) (*detect.State, int64, e
 	if err != nil {
 		return nil, 0, err
 	}
+	h.lastMu.Lock()
+	c, ok := h.last[key]
+	h.lastMu.Unlock()
+	if ok && c.gen == obj.Generation {
+		return shallow(c.st), obj.Generation, nil
+	}
 	var s detect.State
 	if err := json.Unmarshal(obj.Data, &s); err != nil {
 		return nil, 0, fmt.Errorf("state %s: %w", key, err)
 	}
+	h.remember(key, obj.Generation, &s)
 	return &s, obj.Generation, nil
 }
 
@@ -154,7 +198,11 @@ func (h *Handler) save(ctx context.Context, key string, s *detect.State, gen int
 	if err != nil {
 		return 0, fmt.Errorf("state %s: %w", key, err)
 	}
-	return h.store.Put(ctx, key, b, gen)
+	ngen, err := h.store.Put(ctx, key, b, gen)
+	if err == nil {
+		h.remember(key, ngen, s)
+	}
+	return ngen, err
 }
 
 func (h *Handler) tickProject(ctx context.Context, p project, lease string) (Stats, error) {
@@ -173,11 +221,11 @@ func (h *Handler) tickProject(ctx context.Context, p project, lease string) (Sta
 		if !st.Watermark.IsZero() && !t.After(st.Watermark) {
 			break // evaluated already (a duplicate or a concurrent tick)
 		}
-		ns, alerts, jobs, err := h.evaluate(ctx, p, st, t)
+		ns, alerts, jobs, took, err := h.evaluate(ctx, p, st, t)
 		if err != nil {
 			return stats, err
 		}
-		stats.Jobs = jobs
+		stats.Jobs, stats.Evaluate = jobs, stats.Evaluate+took
 		for i := range ns.Outbox {
 			if ns.Outbox[i].Lease == "" && slices.ContainsFunc(alerts, func(a notify.Alert) bool { return a.ID == ns.Outbox[i].Alert.ID }) {
 				ns.Outbox[i].Lease, ns.Outbox[i].LeaseUntil = lease, now.Add(h.cfg.Lease)
@@ -206,8 +254,8 @@ func (h *Handler) tickProject(ctx context.Context, p project, lease string) (Sta
 }
 
 // evaluate observes project p and evaluates st up to t. It returns the new state, the alerts
-// decided, and the number of jobs seen.
-func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t time.Time) (*detect.State, []notify.Alert, int, error) {
+// decided, the number of jobs seen and the time the pure evaluation took.
+func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t time.Time) (*detect.State, []notify.Alert, int, time.Duration, error) {
 	w := st.Watermark
 	if w.IsZero() {
 		w = t // the first tick starts watching from now
@@ -220,7 +268,7 @@ func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t t
 	work.Watermark = w
 	obs, err := h.observeJobs(ctx, p)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
 	cfg := h.detectConfig()
 	merr := h.observeMetrics(ctx, p.id, obs, w, t)
@@ -236,16 +284,17 @@ func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t t
 	ns, alerts := detect.SetBlind(&work, p.id, blind, reason, t, h.platform, cfg)
 	if blind {
 		ns.Watermark = st.Watermark // held: the window is evaluated when the metrics are back
-		return ns, alerts, len(obs), nil
+		return ns, alerts, len(obs), 0, nil
 	}
 	if err := h.observeExecutions(ctx, ns, obs, w, t); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
 	if err := h.observeSlots(ctx, ns, obs, t); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
+	t0 := time.Now()
 	ns, more := detect.Evaluate(ns, obs, t, cfg)
-	return ns, append(alerts, more...), len(obs), nil
+	return ns, append(alerts, more...), len(obs), time.Since(t0), nil
 }
 
 // deliver hands the outbox alerts leased to this tick (or whose lease expired) to their

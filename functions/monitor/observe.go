@@ -72,8 +72,12 @@ func (h *Handler) observeJobs(ctx context.Context, p project) ([]detect.Observat
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	var obs []detect.Observation
-	byWorkload := map[string][]int{}
+	total := 0
+	for _, list := range lists {
+		total += len(list)
+	}
+	obs := make([]detect.Observation, 0, total)
+	byWorkload := make(map[string][]int, total)
 	for _, list := range lists {
 		for _, rj := range list {
 			j, ok, err := jobOf(rj, &h.settings)
@@ -115,18 +119,7 @@ func (h *Handler) observeJobs(ctx context.Context, p project) ([]detect.Observat
 		}
 		obs[owner].Job.SlotOwner = true
 	}
-	slices.SortFunc(obs, func(a, b detect.Observation) int { return compareKeys(a.Job.Key, b.Job.Key) })
 	return obs, nil
-}
-
-func compareKeys(a, b detect.Key) int {
-	if a.String() < b.String() {
-		return -1
-	}
-	if a.String() > b.String() {
-		return 1
-	}
-	return 0
 }
 
 // metricRequests are the monitor's ListTimeSeries calls for project over (w, t]: a constant
