@@ -35,9 +35,14 @@ package trigger
 //     means nothing was created (FailedPrecondition, PermissionDenied, ResourceExhausted,
 //     ...), knows that no execution exists: it releases the claim (lease_until = now) so the
 //     redelivery can take it over at once. After an error that leaves the outcome unknown
-//     (Unavailable, DeadlineExceeded, a lost connection) it keeps the lease: the redelivery
-//     must wait for step 3 to look for the execution. A claim whose RunJob failed
-//     transiently is thus retried, and never run twice.
+//     (Unavailable, DeadlineExceeded, a lost connection) its call has ended but an execution
+//     may still appear: it shortens the lease to Settle from now, and the redelivery looks for
+//     the execution (step 3) before retrying. A claim whose RunJob failed transiently is thus
+//     retried, and never run twice.
+//  7. Leases are measured on each process's wall clock (Handler.leaseNow), not on Google
+//     Cloud's time as the configured world sees it (Handler.now, which decides slots and
+//     deadlines): on the local platform the emulator's manual clock can jump by hours while a
+//     RunJob call is in flight, and a lease must bound that call in real time.
 //
 // Forbid and Replace decide on what else runs, which no per-request claim can protect: two
 // different requests (a slot and a manual run) could both see nothing running and both start.
@@ -144,9 +149,8 @@ func (h *Handler) refuse(ctx context.Context, r request, reason string) error {
 // acquire claims r's key for this delivery (steps 1-3 of the protocol). It returns a nil claim
 // and nil error when the request needs nothing more (a final record, or an execution found).
 func (h *Handler) acquire(ctx context.Context, r request, job *runpb.Job) (*claim, error) {
-	now := h.now()
-	rec := h.newRecord(r, job.Name, now)
-	rec.Attempts, rec.LeaseUntil = 1, now.Add(h.t.Lease)
+	rec := h.newRecord(r, job.Name, h.now())
+	rec.Attempts, rec.LeaseUntil = 1, h.leaseNow().Add(h.t.Lease)
 	gen, err := h.put(ctx, r.key, rec, 0)
 	if err == nil {
 		return &claim{key: r.key, rec: rec, gen: gen}, nil
@@ -165,7 +169,7 @@ func (h *Handler) acquire(ctx context.Context, r request, job *runpb.Job) (*clai
 			h.log.Info().Str("key", r.key).Str("outcome", cur.Outcome).Str("execution", cur.Execution).Msg("duplicate delivery: already done")
 			return nil, nil
 		}
-		if !h.now().Before(cur.LeaseUntil) {
+		if !h.leaseNow().Before(cur.LeaseUntil) {
 			return h.takeOver(ctx, r, job, cur, gen)
 		}
 		if waited >= h.t.Wait {
@@ -194,11 +198,10 @@ func (h *Handler) takeOver(ctx context.Context, r request, job *runpb.Job, cur r
 		h.log.Warn().Str("key", r.key).Str("execution", exec.Name).Msg("expired claim had started an execution: recording it")
 		return nil, h.finish(ctx, c, platform.RunStarted, "recovered after the claim's holder stopped", exec)
 	}
-	now := h.now()
 	c.rec.Attempts++
 	c.rec.Job = job.Name
-	c.rec.LeaseUntil = now.Add(h.t.Lease)
-	c.rec.Time = now
+	c.rec.LeaseUntil = h.leaseNow().Add(h.t.Lease)
+	c.rec.Time = h.now()
 	if c.gen, err = h.put(ctx, r.key, c.rec, gen); err != nil {
 		return nil, fmt.Errorf("take over claim %s: %w", r.key, err)
 	}
@@ -231,7 +234,7 @@ func (h *Handler) finish(ctx context.Context, c *claim, outcome, reason string, 
 // redelivery may take it over at once. A failure to release only delays the redelivery until
 // the lease expires.
 func (h *Handler) release(ctx context.Context, c *claim, cause error) {
-	c.rec.LeaseUntil = h.now()
+	c.rec.LeaseUntil = h.leaseNow()
 	c.rec.Reason = fmt.Sprintf("attempt %d: %v", c.rec.Attempts, cause)
 	c.rec.Time = h.now()
 	gen, err := h.put(ctx, c.key, c.rec, c.gen)
@@ -242,10 +245,14 @@ func (h *Handler) release(ctx context.Context, c *claim, cause error) {
 	c.gen = gen
 }
 
-// note records why the last attempt failed without touching the lease (the outcome of a
-// RunJob call is unknown: the claim must expire before anybody looks again).
+// note records why the last attempt failed when the outcome of its RunJob call is unknown.
+// The call has ended, so the claim may be taken over once Settle has passed: by then an
+// execution it created is listed (step 6).
 func (h *Handler) note(ctx context.Context, c *claim, cause error) {
-	c.rec.Reason = fmt.Sprintf("attempt %d: %v (outcome unknown: retried after the lease)", c.rec.Attempts, cause)
+	c.rec.Reason = fmt.Sprintf("attempt %d: %v (outcome unknown: looked for after %s)", c.rec.Attempts, cause, h.t.Settle)
+	if until := h.leaseNow().Add(h.t.Settle); until.Before(c.rec.LeaseUntil) {
+		c.rec.LeaseUntil = until
+	}
 	if gen, err := h.put(ctx, c.key, c.rec, c.gen); err == nil {
 		c.gen = gen
 	}
@@ -253,7 +260,7 @@ func (h *Handler) note(ctx context.Context, c *claim, cause error) {
 
 // renew extends the lease of c if less than RunJob + Settle of it is left (step 5).
 func (h *Handler) renew(ctx context.Context, c *claim) error {
-	now := h.now()
+	now := h.leaseNow()
 	if now.Add(h.t.RunJob + h.t.Settle).Before(c.rec.LeaseUntil) {
 		return nil
 	}

@@ -117,6 +117,7 @@ func newEnv(t testing.TB) *env {
 	}
 	c := &testClock{}
 	h := New(cl, store, inv, c.Now, zerolog.New(io.Discard)).WithTiming(testTiming)
+	h.leaseNow = c.Now
 	return &env{emu: emu, cl: cl, store: store, inv: inv, invPath: invPath, clock: c, h: h}
 }
 

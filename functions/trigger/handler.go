@@ -30,9 +30,13 @@ type Handler struct {
 	execs *run.ExecutionsClient
 	store state.Store
 	inv   *inventory.Inventory
-	now   func() time.Time
-	log   zerolog.Logger
-	t     Timing
+	// now is Google Cloud's time as the configured world sees it (slots, deadlines, records);
+	// leaseNow is the wall clock of this process, which leases are measured on: they bound
+	// calls that take real time, whatever a manual emulator clock does meanwhile.
+	now      func() time.Time
+	leaseNow func() time.Time
+	log      zerolog.Logger
+	t        Timing
 }
 
 // Timing holds the durations of the claim protocol (see claim.go). The zero value of a field
@@ -74,11 +78,17 @@ func (t Timing) withDefaults() Timing {
 	return t
 }
 
-// New returns a Handler over the official clients, the store and the inventory. now is the
-// clock (time.Now in production).
+// New returns a Handler over the official clients, the store and the inventory. now is Google
+// Cloud's clock (time.Now in production, gcp.Config.Clock on the local platform); leases are
+// measured on time.Now.
 func New(cl *gcp.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
-	return &Handler{jobs: cl.Jobs, execs: cl.Executions, store: store, inv: inv, now: now, log: log, t: Timing{}.withDefaults()}
+	return &Handler{jobs: cl.Jobs, execs: cl.Executions, store: store, inv: inv, now: now, leaseNow: time.Now, log: log, t: Timing{}.withDefaults()}
 }
+
+// LocalTiming is the protocol's timing against the emulator: its calls are local and end with
+// the request (faults are injected before a call is served), so seconds replace the minutes
+// sized for Cloud Run's latency.
+var LocalTiming = Timing{Lease: 30 * time.Second, RunJob: 10 * time.Second, Settle: time.Second}
 
 // WithTiming returns a copy of h with the claim protocol's durations changed (tests shorten
 // them; production keeps the defaults).

@@ -35,7 +35,7 @@ func (h *Handler) lock(ctx context.Context, r request) (*policyLock, error) {
 	key := lockPrefix + r.workload.Name
 	waited := time.Duration(0)
 	for {
-		l := &policyLock{key: key, rec: lockRecord{Holder: r.key, LeaseUntil: h.now().Add(h.t.Lease)}}
+		l := &policyLock{key: key, rec: lockRecord{Holder: r.key, LeaseUntil: h.leaseNow().Add(h.t.Lease)}}
 		var ifGen int64
 		var cur lockRecord
 		obj, err := h.store.Get(ctx, key)
@@ -49,7 +49,7 @@ func (h *Handler) lock(ctx context.Context, r request) (*policyLock, error) {
 			}
 			ifGen = obj.Generation
 		}
-		if ifGen == 0 || cur.Holder == r.key || !h.now().Before(cur.LeaseUntil) {
+		if ifGen == 0 || cur.Holder == r.key || !h.leaseNow().Before(cur.LeaseUntil) {
 			l.gen, err = h.put(ctx, key, l.rec, ifGen)
 			if err == nil {
 				return l, nil
@@ -71,7 +71,7 @@ func (h *Handler) lock(ctx context.Context, r request) (*policyLock, error) {
 
 // renewLock extends the lock's lease like renew does a claim's.
 func (h *Handler) renewLock(ctx context.Context, l *policyLock) error {
-	now := h.now()
+	now := h.leaseNow()
 	if now.Add(h.t.RunJob + h.t.Settle).Before(l.rec.LeaseUntil) {
 		return nil
 	}
@@ -84,9 +84,19 @@ func (h *Handler) renewLock(ctx context.Context, l *policyLock) error {
 	return nil
 }
 
-// unlock releases the lock; if that fails its lease expires on its own.
-func (h *Handler) unlock(ctx context.Context, l *policyLock) {
-	if err := h.store.Delete(context.WithoutCancel(ctx), l.key, l.gen); err != nil {
+// unlock releases the lock; if that fails its lease expires on its own. After a RunJob call
+// whose outcome is unknown the lock is kept for Settle instead, so that the next request's look
+// at the running executions sees the execution that call may have created.
+func (h *Handler) unlock(ctx context.Context, l *policyLock, settle bool) {
+	ctx = context.WithoutCancel(ctx)
+	if settle {
+		l.rec.LeaseUntil = h.leaseNow().Add(h.t.Settle)
+		if _, err := h.put(ctx, l.key, l.rec, l.gen); err != nil {
+			h.log.Warn().Err(err).Str("key", l.key).Msg("policy lock not shortened: it expires with its lease")
+		}
+		return
+	}
+	if err := h.store.Delete(ctx, l.key, l.gen); err != nil {
 		h.log.Warn().Err(err).Str("key", l.key).Msg("policy lock not released: it expires with its lease")
 	}
 }

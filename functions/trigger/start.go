@@ -39,13 +39,14 @@ func (h *Handler) execute(ctx context.Context, r request, job *runpb.Job, s plat
 		}
 	}
 	var replaced []string
+	uncertain := false // a RunJob call failed with its outcome unknown
 	if r.policy != manifest.Allow {
 		l, err := h.lock(ctx, r)
 		if err != nil {
 			h.release(ctx, c, err)
 			return err
 		}
-		defer h.unlock(ctx, l)
+		defer func() { h.unlock(ctx, l, uncertain) }()
 		active, err := h.active(ctx, job.Name)
 		if err != nil {
 			h.release(ctx, c, err)
@@ -78,6 +79,7 @@ func (h *Handler) execute(ctx context.Context, r request, job *runpb.Job, s plat
 		h.release(ctx, c, err)
 		return err
 	default:
+		uncertain = true
 		h.note(ctx, c, err)
 		return err
 	}

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
@@ -82,7 +81,11 @@ func FromConfig(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, 
 	if err != nil {
 		return nil, err
 	}
-	return New(cl, store, inv, time.Now, log), nil
+	h := New(cl, store, inv, cfg.GCP.Clock(), log)
+	if cfg.GCP.EmulatorHost != "" {
+		h = h.WithTiming(LocalTiming)
+	}
+	return h, nil
 }
 
 var fromEnv = sync.OnceValues(func() (*Handler, error) {
