@@ -123,7 +123,10 @@ func NeedsExecutions(st *State, obs Observation, w, t time.Time, cfg Config) (bo
 	}
 	old := st.Jobs[j.Key.String()]
 	if old == nil || old.ReadAt.IsZero() {
-		return j.Latest != nil || obs.Activity.Any(), t.Add(-cfg.firstRead())
+		if j.Latest == nil && !obs.Activity.Any() {
+			return false, time.Time{}
+		}
+		return true, t.Add(-cfg.firstRead())
 	}
 	after := old.ReadAt
 	for _, r := range old.Running {
@@ -320,18 +323,22 @@ func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Ale
 		}
 		return strings.Compare(nameOf(a.exec), nameOf(b.exec))
 	})
+	// Re-alerts are events too: one per interval the incident stays open, dated, so that the
+	// same ones are sent however the time is cut into ticks.
 	var alerts []notify.Alert
+	realerts := func(until time.Time) {
+		for inc := js.Incident; inc != nil && cfg.ReAlert > 0 && !inc.LastAlert.Add(cfg.ReAlert).After(until); {
+			inc.LastAlert = inc.LastAlert.Add(cfg.ReAlert)
+			alerts = append(alerts, realert(j, inc))
+		}
+	}
 	for _, ev := range events {
+		realerts(ev.at)
 		if a, ok := apply(js, j, ev, cfg); ok {
 			alerts = append(alerts, a)
 		}
 	}
-	if inc := js.Incident; inc != nil && cfg.ReAlert > 0 && !inc.LastAlert.Add(cfg.ReAlert).After(t) {
-		for !inc.LastAlert.Add(cfg.ReAlert).After(t) {
-			inc.LastAlert = inc.LastAlert.Add(cfg.ReAlert)
-		}
-		alerts = append(alerts, realert(j, inc))
-	}
+	realerts(t)
 
 	// Remember the executions as of t.
 	if o.Read {
