@@ -15,7 +15,9 @@ func BenchmarkEvaluate10kJobs(b *testing.B) {
 	schedules := []string{"*/5 * * * *", "0 * * * *", "17 * * * *", "30 2 * * *", "0 9 * * 1", "0 0 1 * *", "*/15 * * * *", "", "* * * * *", "45 */6 * * *"}
 	obs := make([]Observation, 10_000)
 	for i := range obs {
-		s := settings(func(s *platform.Settings) { s.Workload, s.Schedule = fmt.Sprintf("job-%05d", i), schedules[i%len(schedules)] })
+		s := settings(func(s *platform.Settings) {
+			s.Workload, s.Schedule = fmt.Sprintf("job-%05d", i), schedules[i%len(schedules)]
+		})
 		obs[i] = Observation{Job: Job{Key: Key{Project: "p", Location: "us-east1", Job: s.Workload}, Settings: s, SlotOwner: true, Channels: []string{"slack"}}}
 	}
 	// An hour of ticks builds the state, every job running on schedule.

@@ -206,13 +206,13 @@ func TestEvaluate(t *testing.T) {
 			want:     []got{{notify.KindLate, notify.ActionOpen, "01:10:02"}, {notify.KindRecovered, notify.ActionResolve, "01:30:02"}},
 		},
 		{
-			name:     "a miss found after a later run succeeded is a warning",
+			name: "a miss found after a later run succeeded is a warning",
 			settings: settings(func(s *platform.Settings) {
 				s.Schedule, s.CreatedAt, s.Monitoring.Grace = "*/10 * * * *", at("0:55"), 10*time.Minute
 			}),
-			execs:    []Execution{exec(1, "1:00", min, Succeeded, 0), exec(3, "1:20", min, Succeeded, 0), exec(4, "1:30", min, Succeeded, 0)},
-			until:    "1:40",
-			want:     []got{{notify.KindMissed, notify.ActionWarn, "01:30:00"}},
+			execs: []Execution{exec(1, "1:00", min, Succeeded, 0), exec(3, "1:20", min, Succeeded, 0), exec(4, "1:30", min, Succeeded, 0)},
+			until: "1:40",
+			want:  []got{{notify.KindMissed, notify.ActionWarn, "01:30:00"}},
 		},
 		{
 			name:     "suspended: no slot is expected",
