@@ -1,8 +1,9 @@
 // Package emulator is the embedded local Google Cloud of Runway Jobs: Cloud Run Admin v2 (jobs,
 // executions, tasks, operations), Cloud Scheduler v1, Cloud Monitoring v3 (the Cloud Run job
-// metrics) and Pub/Sub (google-cloud-go's pstest) with Eventarc-style push delivery, all served
-// on one address — gRPC and plain HTTP side by side — so that the functions and runwayctl run
-// end to end on one machine through the official clients (RUNWAY_EMULATOR_HOST=host:port).
+// metrics), Cloud Storage (a JSON API subset, for the durable state) and Pub/Sub
+// (google-cloud-go's pstest) with Eventarc-style push delivery, all served on one address —
+// gRPC and plain HTTP side by side — so that the functions and runwayctl run end to end on one
+// machine through the official clients (RUNWAY_EMULATOR_HOST=host:port).
 //
 // `runwayctl emulator` runs it as a process; tests start it in-process with Start (or
 // emulatortest.Start) on a free loopback port.
@@ -43,6 +44,7 @@ import (
 	"runwayjobs.dev/shared/emulator/fault"
 	"runwayjobs.dev/shared/emulator/monitoring"
 	"runwayjobs.dev/shared/emulator/scheduler"
+	"runwayjobs.dev/shared/emulator/storage"
 )
 
 // Options configure an emulator. The zero value serves on a free loopback port with the real
@@ -129,6 +131,8 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	httpClient := &http.Client{Timeout: 5 * time.Minute}
 	e.sched = scheduler.New(scheduler.Options{Clock: e.clock, Publisher: publisher{e.pubsub}, HTTPClient: httpClient})
 	e.sched.Register(e.grpc)
+
+	storage.New(storage.Options{Clock: e.clock, Faults: e.faults}).Register(mux)
 
 	e.deliver = eventarc.New(eventarc.Options{PubSub: e.pubsub, Clock: e.clock, Faults: e.faults, HTTPClient: httpClient})
 

@@ -3,8 +3,11 @@
 // monitor's incidents and watermark. Every write is conditional on the object's generation, as
 // Cloud Storage's ifGenerationMatch is, so two workers racing on one key cannot both win.
 //
-// The functions and runwayctl open it with Open(RUNWAY_STATE). The embedded default is Dir, a
-// local directory shared by every process of the local platform.
+// The functions and runwayctl open it with Open(RUNWAY_STATE). Production is GCS, a Cloud
+// Storage bucket (gs://bucket/prefix) reached with Application Default Credentials, or the
+// emulator's Cloud Storage when RUNWAY_EMULATOR_HOST is set. The embedded default is Dir, a
+// local directory shared by every process of the local platform. Both pass one conformance
+// test (conformance_test.go).
 package state
 
 import (
@@ -12,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"runwayjobs.dev/shared/gcp"
 )
 
 // ErrNotFound is returned by Get and Delete for a key that does not exist.
@@ -43,14 +48,15 @@ type Store interface {
 // EnvVar names the environment variable that says where the store is.
 const EnvVar = "RUNWAY_STATE"
 
-// Open opens the store at url: a local directory (a path, or file:///path). Cloud Storage
-// (gs://bucket/prefix) is the production store; see docs/operations.md.
+// Open opens the store at url: Cloud Storage (gs://bucket/prefix, the production store; with
+// RUNWAY_EMULATOR_HOST set, the emulator's) or a local directory (a path, or file:///path).
+// A GCS store holds a client: close it with its Close method when done.
 func Open(url string) (Store, error) {
 	switch {
 	case url == "":
-		return nil, fmt.Errorf("state.Open: no store configured (set %s to a directory)", EnvVar)
+		return nil, fmt.Errorf("state.Open: no store configured (set %s to gs://bucket/prefix or a directory)", EnvVar)
 	case strings.HasPrefix(url, "gs://"):
-		return nil, fmt.Errorf("state.Open %s: the Cloud Storage store is not built yet; use a directory", url)
+		return openGCS(context.Background(), url, gcp.FromEnv(""))
 	case strings.HasPrefix(url, "file://"):
 		return NewDir(strings.TrimPrefix(url, "file://"))
 	case strings.Contains(url, "://"):
