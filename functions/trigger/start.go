@@ -74,7 +74,7 @@ func (h *Handler) execute(ctx context.Context, r request, job *runpb.Job, s plat
 	switch {
 	case err == nil:
 	case notCreated(err) && refusedByCloudRun(err):
-		return h.finish(ctx, c, platform.RunRefused, "Cloud Run refused the run: "+status.Convert(err).Message(), nil)
+		return h.finish(ctx, c, platform.RunRefused, "Cloud Run refused the run: "+status.Convert(errors.Unwrap(err)).Message(), nil)
 	case notCreated(err):
 		h.release(ctx, c, err)
 		return err

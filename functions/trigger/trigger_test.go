@@ -507,3 +507,62 @@ func TestScheduledRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestRunJobErrors checks how each kind of RunJob failure is handled: refused for good,
+// retried at once when nothing can have been created, retried after Settle when the outcome
+// is unknown.
+func TestRunJobErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		code        int
+		immediate   bool          // the next delivery may retry at once
+		wait        time.Duration // else: how long the claim is held after the failure
+		wantOutcome string
+		wantReason  string
+	}{
+		{name: "InvalidArgument is refused", code: 3, wantOutcome: platform.RunRefused, wantReason: "Cloud Run refused the run: injected fault on /google.cloud.run.v2.Jobs/RunJob"},
+		{name: "FailedPrecondition is retried at once", code: 9, immediate: true, wantOutcome: platform.RunStarted},
+		{name: "Unavailable is retried after Settle", code: 14, wait: testTiming.Settle, wantOutcome: platform.RunStarted},
+		{name: "DeadlineExceeded is retried after Settle", code: 4, wait: testTiming.Settle, wantOutcome: platform.RunStarted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.createJob(t, "nightly", region2, platform.Settings{ConcurrencyPolicy: "Forbid"}, "true")
+			e.addFault(t, fmt.Sprintf(`{"method":"RunJob","code":%d,"times":1}`, tt.code))
+			ev := runEvent(t, "nightly", platform.RunRequest{RequestID: "r1", Workload: "nightly"})
+			err := e.h.Handle(ctxT(t), ev)
+			if tt.wantOutcome == platform.RunRefused {
+				rec, _ := e.record(t, platform.RunRecordKey("nightly", "r1"))
+				if !event.IsPermanent(err) || rec.Outcome != platform.RunRefused || rec.Reason != tt.wantReason {
+					t.Errorf("Handle = %v, record %s %q; want Permanent, refused %q", err, rec.Outcome, rec.Reason, tt.wantReason)
+				}
+				if n := len(e.executions(t, nightlyJob)); n != 0 {
+					t.Errorf("%d executions, want none", n)
+				}
+				return
+			}
+			if err == nil || event.IsPermanent(err) {
+				t.Fatalf("first delivery = %v, want a transient error", err)
+			}
+			if !tt.immediate {
+				h := e.h.WithTiming(Timing{Lease: testTiming.Lease, RunJob: testTiming.RunJob, Settle: testTiming.Settle, Wait: time.Millisecond, Poll: time.Millisecond})
+				h.leaseNow = e.clock.Now
+				if err := h.Handle(ctxT(t), ev); err == nil || event.IsPermanent(err) {
+					t.Fatalf("delivery within Settle = %v, want a transient error", err)
+				}
+				e.clock.Advance(tt.wait + time.Second)
+			}
+			if err := e.h.Handle(ctxT(t), ev); err != nil {
+				t.Fatalf("redelivery: %v", err)
+			}
+			rec, _ := e.record(t, platform.RunRecordKey("nightly", "r1"))
+			if n := len(e.executions(t, nightlyJob)); n != 1 || rec.Outcome != tt.wantOutcome || rec.Attempts != 2 {
+				t.Errorf("%d executions, record %s attempt %d; want 1, %s, attempt 2", n, rec.Outcome, rec.Attempts, tt.wantOutcome)
+			}
+			if _, err := e.store.Get(context.Background(), lockPrefix+"nightly"); err == nil {
+				t.Errorf("policy lock left behind")
+			}
+		})
+	}
+}
