@@ -33,6 +33,16 @@ type policyLock struct {
 // by then), and a request may retake a lock its own earlier attempt left behind.
 func (h *Handler) lock(ctx context.Context, r request) (*policyLock, error) {
 	key := lockPrefix + r.workload.Name
+	// Fast path: the lock is usually free (each holder deletes it).
+	first := &policyLock{key: key, rec: lockRecord{Holder: r.key, LeaseUntil: h.leaseNow().Add(h.t.Lease)}}
+	gen, err := h.put(ctx, key, first.rec, 0)
+	if err == nil {
+		first.gen = gen
+		return first, nil
+	}
+	if !errors.Is(err, state.ErrPrecondition) {
+		return nil, fmt.Errorf("policy lock %s: %w", key, err)
+	}
 	waited := time.Duration(0)
 	for {
 		l := &policyLock{key: key, rec: lockRecord{Holder: r.key, LeaseUntil: h.leaseNow().Add(h.t.Lease)}}
