@@ -135,7 +135,8 @@ func refusedByCloudRun(err error) bool {
 // active returns the names of the job's executions that have not completed.
 func (h *Handler) active(ctx context.Context, job string) ([]string, error) {
 	var names []string
-	it := h.execs.ListExecutions(ctx, &runpb.ListExecutionsRequest{Parent: job})
+	// Every execution must be looked at (an old one may still run): large pages, few calls.
+	it := h.execs.ListExecutions(ctx, &runpb.ListExecutionsRequest{Parent: job, PageSize: 1000})
 	for {
 		e, err := it.Next()
 		if errors.Is(err, iterator.Done) {
