@@ -117,12 +117,11 @@ func (g *GCS) Put(ctx context.Context, key string, data []byte, ifGeneration int
 	w := g.object(key).If(cond).NewWriter(ctx)
 	w.ChunkSize = 0 // one request; the precondition's answer comes back on Close
 	w.ContentType = "application/octet-stream"
-	_, werr := w.Write(data)
-	cerr := w.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		if cerr != nil {
-			err = cerr // Close carries the server's answer; Write only sees the closed pipe
-		}
+	_, err := w.Write(data)
+	if cerr := w.Close(); cerr != nil {
+		err = cerr // Close carries the server's answer; a failed Write only saw the closed pipe
+	}
+	if err != nil {
 		return 0, fmt.Errorf("state.Put %s: %w", key, mapError(err))
 	}
 	return w.Attrs().Generation, nil

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,8 +106,8 @@ func (s *Service) nextGeneration(now time.Time) int64 {
 	return s.lastGen
 }
 
-// bucketName is Google's rule for names without dots (dotted names need domain checks).
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$`)
+// validBucketName is Google's rule for bucket names, less the domain checks of dotted names.
+var validBucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$`)
 
 func (s *Service) insertBucket(w http.ResponseWriter, r *http.Request) error {
 	project := r.URL.Query().Get("project")
@@ -120,7 +121,7 @@ func (s *Service) insertBucket(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		return errorf(http.StatusBadRequest, "required", "Required: bucket name")
 	}
-	if !bucketName.MatchString(req.Name) {
+	if !validBucketName.MatchString(req.Name) {
 		return errorf(http.StatusBadRequest, "invalid", "Invalid bucket name: '%s'", req.Name)
 	}
 	s.mu.Lock()
@@ -167,7 +168,7 @@ func (s *Service) listBuckets(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	items := []bucketResource{}
 	for name, b := range s.buckets {
-		if len(name) >= len(prefix) && name[:len(prefix)] == prefix {
+		if strings.HasPrefix(name, prefix) {
 			items = append(items, b.meta)
 		}
 	}
@@ -253,7 +254,7 @@ func (s *Service) insertObject(w http.ResponseWriter, r *http.Request) error {
 	s.mu.Lock()
 	b, ok := s.buckets[bucketName]
 	if !ok {
-		if !bucketNameOK(bucketName) {
+		if !validBucketName.MatchString(bucketName) {
 			s.mu.Unlock()
 			return errBucketNotFound()
 		}
@@ -273,8 +274,6 @@ func (s *Service) insertObject(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, res)
 	return nil
 }
-
-func bucketNameOK(name string) bool { return bucketName.MatchString(name) }
 
 // lookup returns the named object of the request, or a 404.
 func (s *Service) lookup(r *http.Request) (bucketName string, obj *object, err error) {
@@ -353,7 +352,7 @@ func (s *Service) deleteObject(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// snapshot returns the sorted names and objects of a bucket (none if it does not exist).
+// snapshot returns the objects of a bucket sorted by name (none if it does not exist).
 func (s *Service) snapshot(bucketName string) []*object {
 	s.mu.Lock()
 	defer s.mu.Unlock()
