@@ -43,8 +43,9 @@ func NewGCS(client *storage.Client, bucket, prefix string) *GCS {
 	return &GCS{client: client, bucket: client.Bucket(bucket), name: bucket, prefix: prefix}
 }
 
-// openGCS opens url (gs://bucket[/prefix]) with the clients of cfg.
-func openGCS(ctx context.Context, url string, cfg gcp.Config) (*GCS, error) {
+// OpenGCS opens url (gs://bucket[/prefix]) in the world of cfg, for callers that hold a
+// gcp.Config of their own; Open uses gcp.FromEnv. Close the store when done.
+func OpenGCS(ctx context.Context, url string, cfg gcp.Config) (*GCS, error) {
 	bucket, prefix, err := parseGCSURL(url)
 	if err != nil {
 		return nil, err

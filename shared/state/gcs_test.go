@@ -121,9 +121,9 @@ func TestOpenGCS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, err := openGCS(context.Background(), tt.url, emulatortest.Config(e, ""))
+			g, err := OpenGCS(context.Background(), tt.url, emulatortest.Config(e, ""))
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("openGCS(%q) = %v, wantErr %v", tt.url, err, tt.wantErr)
+				t.Fatalf("OpenGCS(%q) = %v, wantErr %v", tt.url, err, tt.wantErr)
 			}
 			if err != nil {
 				return

@@ -56,7 +56,7 @@ func Open(url string) (Store, error) {
 	case url == "":
 		return nil, fmt.Errorf("state.Open: no store configured (set %s to gs://bucket/prefix or a directory)", EnvVar)
 	case strings.HasPrefix(url, "gs://"):
-		return openGCS(context.Background(), url, gcp.FromEnv(""))
+		return OpenGCS(context.Background(), url, gcp.FromEnv(""))
 	case strings.HasPrefix(url, "file://"):
 		return NewDir(strings.TrimPrefix(url, "file://"))
 	case strings.Contains(url, "://"):

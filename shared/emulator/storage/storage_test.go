@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	gcs "cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"runwayjobs.dev/shared/emulator"
+	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/emulator/fault"
 	"runwayjobs.dev/shared/gcp"
@@ -392,5 +394,31 @@ func TestFaults(t *testing.T) {
 	}
 	if _, err := put(ctx, o, []byte("v"), nil); err != nil {
 		t.Fatalf("after the fault: %v", err)
+	}
+}
+
+// TestGenerationsManualClock checks that generations still increase when time stands still.
+func TestGenerationsManualClock(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	e := emulatortest.Start(t, emulator.Options{Clock: clock.NewManual(now)})
+	c, err := gcp.NewStorage(ctx, emulatortest.Config(e, "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var gens []int64
+	for _, name := range []string{"a", "b", "a"} {
+		a, err := put(ctx, c.Bucket("bkt").Object(name), []byte("v"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !a.Created.Equal(now) {
+			t.Errorf("Created = %v, want the emulator's clock %v", a.Created, now)
+		}
+		gens = append(gens, a.Generation)
+	}
+	if want := []int64{now.UnixMicro(), now.UnixMicro() + 1, now.UnixMicro() + 2}; !slices.Equal(gens, want) {
+		t.Fatalf("generations = %v, want %v", gens, want)
 	}
 }
