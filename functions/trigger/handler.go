@@ -90,8 +90,8 @@ func New(cl *gcp.Clients, store state.Store, inv *inventory.Inventory, now func(
 // sized for Cloud Run's latency.
 var LocalTiming = Timing{Lease: 30 * time.Second, RunJob: 10 * time.Second, Settle: time.Second}
 
-// WithTiming returns a copy of h with the claim protocol's durations changed (tests shorten
-// them; production keeps the defaults).
+// WithTiming returns a copy of h with the claim protocol's durations changed (the local
+// platform and tests shorten them; Google Cloud keeps the defaults).
 func (h *Handler) WithTiming(t Timing) *Handler {
 	c := *h
 	c.t = t.withDefaults()
