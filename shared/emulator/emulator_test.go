@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -345,3 +346,58 @@ func TestManyExecutionsAtOnce(t *testing.T) {
 }
 
 func durationSeconds(s int64) *durationpb.Duration { return &durationpb.Duration{Seconds: s} }
+
+// TestManualJumpFiresEachSlotAtItsTime: one jump of the manual clock across an hour of a */5
+// job delivers twelve messages to the push endpoint, each with its slot as publish_time (as
+// Cloud Scheduler publishes at the slot), none lost to pstest's 10-minute limit on undelivered
+// messages.
+func TestManualJumpFiresEachSlotAtItsTime(t *testing.T) {
+	start := time.Date(2026, 11, 26, 10, 1, 0, 0, time.UTC)
+	mc := clock.NewManual(start)
+	e := emulatortest.Start(t, emulator.Options{Clock: mc})
+	cl := dial(t, e)
+	ctx := ctxT(t)
+	var mu sync.Mutex
+	var got []string
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Message struct {
+				PublishTime time.Time `json:"publishTime"`
+			} `json:"message"`
+		}
+		json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		got = append(got, ev.Message.PublishTime.Format("15:04:05"))
+		mu.Unlock()
+	}))
+	defer fn.Close()
+	topic := "projects/" + project + "/topics/ticks"
+	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.PubSub.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: "projects/" + project + "/subscriptions/ticks", Topic: topic, PushConfig: &pubsubpb.PushConfig{PushEndpoint: fn.URL},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Scheduler.CreateJob(ctx, &schedulerpb.CreateJobRequest{Parent: parent, Job: &schedulerpb.Job{
+		Name: parent + "/jobs/every-5", Schedule: "*/5 * * * *",
+		Target: &schedulerpb.Job_PubsubTarget{PubsubTarget: &schedulerpb.PubsubTarget{TopicName: topic, Data: []byte("x")}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	mc.Advance(time.Hour)
+	var want []string
+	for m := 5; m <= 60; m += 5 {
+		want = append(want, start.Truncate(time.Hour).Add(time.Duration(m)*time.Minute).Format("15:04:05"))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Fatalf("publish times delivered = %v, want %v", got, want)
+	}
+	if now := mc.Now(); !now.Equal(start.Add(time.Hour)) {
+		t.Fatalf("clock = %v after the jump, want %v", now, start.Add(time.Hour))
+	}
+}

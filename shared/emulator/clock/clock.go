@@ -17,6 +17,12 @@ type Clock interface {
 	// OnAdvance registers fn to run, synchronously and in registration order, after each manual
 	// jump of the clock with the new time. The real clock never calls it.
 	OnAdvance(fn func(now time.Time))
+	// OnWake registers next, which returns the earliest time after which something is due (a
+	// Cloud Scheduler slot, say): a manual jump stops at each such time on its way, runs the
+	// OnAdvance listeners there, and goes on, so that what fires at a slot sees the clock at the
+	// slot (as a published message's publish_time does on Google Cloud). The real clock never
+	// calls it.
+	OnWake(next func() (time.Time, bool))
 	// Manual reports whether the clock only moves when told to.
 	Manual() bool
 }
@@ -30,6 +36,9 @@ func (Real) Now() time.Time { return time.Now() }
 // OnAdvance does nothing: the real clock is never advanced by hand.
 func (Real) OnAdvance(func(time.Time)) {}
 
+// OnWake does nothing: the real clock is never told to jump.
+func (Real) OnWake(func() (time.Time, bool)) {}
+
 // Manual reports false.
 func (Real) Manual() bool { return false }
 
@@ -38,6 +47,7 @@ type ManualClock struct {
 	mu        sync.Mutex
 	now       time.Time
 	listeners []func(time.Time)
+	wakers    []func() (time.Time, bool)
 	advancing sync.Mutex // serialises jumps so listeners see times in order
 }
 
@@ -61,7 +71,15 @@ func (m *ManualClock) OnAdvance(fn func(time.Time)) {
 	m.listeners = append(m.listeners, fn)
 }
 
-// Advance moves the clock forward by d (never backward) and runs the listeners.
+// OnWake registers next; Advance stops at each time it returns on the way to its target.
+func (m *ManualClock) OnWake(next func() (time.Time, bool)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.wakers = append(m.wakers, next)
+}
+
+// Advance moves the clock forward by d (never backward) and runs the listeners: first at each
+// wake time (OnWake) on the way, in order, then at the target.
 func (m *ManualClock) Advance(d time.Duration) time.Time {
 	if d < 0 {
 		d = 0
@@ -69,13 +87,29 @@ func (m *ManualClock) Advance(d time.Duration) time.Time {
 	m.advancing.Lock()
 	defer m.advancing.Unlock()
 	m.mu.Lock()
-	m.now = m.now.Add(d)
-	now, listeners := m.now, append([]func(time.Time){}, m.listeners...)
+	target := m.now.Add(d)
 	m.mu.Unlock()
-	for _, fn := range listeners {
-		fn(now)
+	for {
+		m.mu.Lock()
+		now, wakers := m.now, append([]func() (time.Time, bool){}, m.wakers...)
+		m.mu.Unlock()
+		stop := target
+		for _, w := range wakers { // called without m.mu: a waker may read the clock
+			if t, ok := w(); ok && t.After(now) && t.Before(stop) {
+				stop = t
+			}
+		}
+		m.mu.Lock()
+		m.now = stop
+		listeners := append([]func(time.Time){}, m.listeners...)
+		m.mu.Unlock()
+		for _, fn := range listeners {
+			fn(stop)
+		}
+		if !stop.Before(target) {
+			return stop
+		}
 	}
-	return now
 }
 
 // Set moves the clock to t if t is later than its time, and runs the listeners.

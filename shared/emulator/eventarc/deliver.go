@@ -53,6 +53,7 @@ type delivery struct {
 // Duplicate fault's copy. after are messages the Reorder fault held back behind m.
 func (d *Deliverer) deliver(ctx context.Context, s *subscription, cfg *subConfig, m *delivery, after []*delivery) {
 	defer d.deliverWG.Done()
+	defer d.active.Add(-1)
 	defer s.inFlight.Add(-1)
 	ok := d.push(ctx, cfg, m, m.pulledAt.Add(cfg.ackDeadline-leaseMargin))
 	for _, h := range after {

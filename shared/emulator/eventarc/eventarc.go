@@ -61,8 +61,10 @@
 //     explicitly. When pstest dead-letters by itself it adds none of the attributes above.
 //   - pstest hands out its live subscription protos; reading them races with a concurrent
 //     UpdateSubscription or DeleteTopic (the Deliverer reads them every PollInterval).
-//   - pstest drops messages left undelivered for 10 minutes of its clock, so a long manual
-//     clock jump can drop messages waiting for a retry.
+//   - pstest drops messages left undelivered for 10 minutes of its clock. A manual clock's jump
+//     stops at each wake time (Cloud Scheduler slots) and waits there until the deliveries it
+//     caused were answered (at most 2 s), but a message waiting out a backoff across a long
+//     jump can still be dropped.
 //   - The Duplicate fault sends a second copy after the first is settled and ignores its answer
 //     (an ack that was lost); the Reorder fault holds a message until a later message of the
 //     same subscription has been answered, or for at most 500ms.
@@ -129,6 +131,11 @@ type Deliverer struct {
 	retries []retry // nacked messages holding their lease until their backoff ends
 
 	subs map[string]*subscription // owned by the pull loop
+
+	// kick asks the pull loop for an immediate cycle and is answered when it is done (a
+	// manual clock's jump); active counts deliveries in flight across subscriptions.
+	kick   chan chan struct{}
+	active atomic.Int64
 }
 
 // retry is a nacked message whose redelivery waits until due (on the Clock).
@@ -147,6 +154,7 @@ func New(opts Options) *Deliverer {
 		poll:   opts.PollInterval,
 		done:   make(chan struct{}),
 		subs:   map[string]*subscription{},
+		kick:   make(chan chan struct{}),
 	}
 	if d.clock == nil {
 		d.clock = clock.Real{}
@@ -180,6 +188,35 @@ func (d *Deliverer) Start(ctx context.Context) {
 	ctx, d.cancel = context.WithCancel(ctx)
 	d.discover(ctx)
 	go d.run(ctx)
+	if d.clock.Manual() {
+		d.clock.OnAdvance(func(time.Time) { d.settleJump(ctx) })
+	}
+}
+
+// settleTimeout bounds how long (real time) a manual clock's jump waits at each stop for the
+// deliveries it caused.
+const settleTimeout = 2 * time.Second
+
+// settleJump is the manual clock's listener: at each stop of a jump it has every push subscription
+// pulled at once and waits (up to settleTimeout) until those deliveries have been answered, so
+// that what was published at a stop is delivered at that time. Without it, pstest could drop a
+// message the jump left undelivered for more than 10 minutes of its clock.
+func (d *Deliverer) settleJump(ctx context.Context) {
+	done := make(chan struct{})
+	select {
+	case d.kick <- done:
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return
+	}
+	deadline := time.Now().Add(settleTimeout)
+	for d.active.Load() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Close stops delivering and waits for the deliveries in flight, which are cancelled. Messages
@@ -223,10 +260,13 @@ func (d *Deliverer) run(ctx context.Context) {
 	wake := time.NewTimer(pullInterval)
 	defer wake.Stop()
 	for {
+		var kicked chan struct{}
 		select {
 		case <-ctx.Done():
 			return
 		case <-wake.C:
+		case kicked = <-d.kick:
+			nextPoll = time.Now() // notice subscriptions created just before the jump
 		}
 		now := time.Now()
 		if !now.Before(nextPoll) {
@@ -236,6 +276,9 @@ func (d *Deliverer) run(ctx context.Context) {
 		d.retryDue()
 		for _, s := range d.subs {
 			d.pull(ctx, s, now)
+		}
+		if kicked != nil {
+			close(kicked)
 		}
 		if len(d.subs) > 0 {
 			wake.Reset(pullInterval)
@@ -360,6 +403,7 @@ func (d *Deliverer) dispatch(ctx context.Context, s *subscription, rm *pb.Receiv
 // start delivers m in its own goroutine; after (messages held back by the Reorder fault)
 // are delivered once m has been answered.
 func (d *Deliverer) start(ctx context.Context, s *subscription, m *delivery, after []*delivery) {
+	d.active.Add(1)
 	d.deliverWG.Add(1)
 	go d.deliver(ctx, s, s.cfg, m, after)
 }

@@ -223,8 +223,9 @@ func (c *offsetClock) setNextMinuteIn(d time.Duration) time.Time {
 	return slot.UTC()
 }
 
-func (c *offsetClock) Now() time.Time               { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *offsetClock) OnAdvance(fn func(time.Time)) {}
-func (c *offsetClock) Manual() bool                 { return false }
+func (c *offsetClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) OnAdvance(fn func(time.Time))    {}
+func (c *offsetClock) OnWake(func() (time.Time, bool)) {}
+func (c *offsetClock) Manual() bool                    { return false }
 
 var _ clock.Clock = (*offsetClock)(nil)

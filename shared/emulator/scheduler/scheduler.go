@@ -173,6 +173,7 @@ func (s *Service) Start(ctx context.Context) {
 		s.notify()
 	})
 	if s.clock.Manual() {
+		s.clock.OnWake(s.earliest)
 		s.clock.OnAdvance(s.advance)
 		return
 	}
@@ -309,6 +310,20 @@ func (s *Service) advance(now time.Time) {
 		s.fire(next, slot, true)
 		s.mu.Lock()
 	}
+}
+
+// earliest is the manual clock's waker: the earliest next slot of all jobs, so that a jump
+// across several slots fires each with the clock at its slot.
+func (s *Service) earliest() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var t time.Time
+	for _, j := range s.jobs {
+		if !j.next.IsZero() && (t.IsZero() || j.next.Before(t)) {
+			t = j.next
+		}
+	}
+	return t, !t.IsZero()
 }
 
 // setNext records the next slot and shows it as schedule_time.
