@@ -47,6 +47,11 @@ type Config struct {
 	Lease time.Duration
 	// MaxDeliveryAge drops an alert no channel would take after this long (default 24h).
 	MaxDeliveryAge time.Duration
+	// CallTimeout bounds each Cloud Monitoring query, retries included (default 30s): the
+	// client retries Unavailable until its context ends.
+	CallTimeout time.Duration
+	// TickTimeout bounds a whole tick (default 4m, less than Lease).
+	TickTimeout time.Duration
 }
 
 // ConfigFromLookup reads the configuration through lookup (os.LookupEnv in production; tests
@@ -103,6 +108,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxDeliveryAge <= 0 {
 		c.MaxDeliveryAge = 24 * time.Hour
+	}
+	if c.CallTimeout <= 0 {
+		c.CallTimeout = 30 * time.Second
+	}
+	if c.TickTimeout <= 0 {
+		c.TickTimeout = 4 * time.Minute
 	}
 	if c.Lookup == nil {
 		c.Lookup = func(string) (string, bool) { return "", false }

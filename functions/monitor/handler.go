@@ -153,6 +153,8 @@ func (h *Handler) Handle(ctx context.Context) error {
 }
 
 func (h *Handler) tick(ctx context.Context) (Stats, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.TickTimeout)
+	defer cancel()
 	lease := h.newLease()
 	var st Stats
 	var errs []error

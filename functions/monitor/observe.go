@@ -156,6 +156,8 @@ func metricRequests(project string, w, t time.Time) []*monitoringpb.ListTimeSeri
 func (h *Handler) observeMetrics(ctx context.Context, project string, obs []detect.Observation, w, t time.Time) error {
 	reqs := metricRequests(project, w, t)
 	results := make([][]*monitoringpb.TimeSeries, len(reqs))
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.CallTimeout)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	for i, req := range reqs {
 		g.Go(func() error {
