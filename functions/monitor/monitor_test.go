@@ -208,7 +208,7 @@ func TestTwoInstances(t *testing.T) {
 	h2 := newHandler(h1.cfg, r.w, store, r.inv, h1.dispatcher, h1.platform, r.w.clock)
 	h2.log = h1.log
 	ctx := context.Background()
-	for now := dec(5, 13, 0, 30); now.Before(dec(5, 17, 0, 0)); now = now.Add(2 * time.Minute) {
+	for now := dec(5, 13, 50, 30); now.Before(dec(5, 16, 20, 0)); now = now.Add(3 * time.Minute) {
 		r.w.setNow(now)
 		var wg sync.WaitGroup
 		for _, h := range []*Handler{h1, h2} {
