@@ -121,6 +121,11 @@ func (p *devPlatform) advance(t *testing.T, d time.Duration) {
 	p.admin(t, http.MethodPost, "/emulator/v1/clock:advance", fmt.Sprintf(`{"duration":%q}`, d.String()))
 }
 
+func (p *devPlatform) advanceTo(t *testing.T, at time.Time) {
+	t.Helper()
+	p.admin(t, http.MethodPost, "/emulator/v1/clock:advance", fmt.Sprintf(`{"to":%q}`, at.UTC().Format(time.RFC3339)))
+}
+
 // executions lists the job's executions with their RUNWAY_* environment.
 func (p *devPlatform) executions(t *testing.T, job string) []*runpb.Execution {
 	t.Helper()
@@ -161,11 +166,12 @@ func (p *devPlatform) scheduledSlots(t *testing.T, job string, want int) []strin
 		slices.Sort(slots)
 	}
 	// A nacked delivery waits for the manual clock to pass its backoff: nudge the clock by 15 s
-	// every 300 ms of waiting, at most 4 minutes in all, so no further slot of */5 is reached.
+	// every 300 ms of waiting, at most 3 minutes in all, so that from a minute past a slot no
+	// further slot of */5 is reached.
 	deadline, nudged, lastNudge := time.Now().Add(30*time.Second), time.Duration(0), time.Now()
 	for collect(); len(slots) < want && time.Now().Before(deadline); collect() {
 		time.Sleep(50 * time.Millisecond)
-		if time.Since(lastNudge) > 300*time.Millisecond && nudged < 4*time.Minute {
+		if time.Since(lastNudge) > 300*time.Millisecond && nudged < 3*time.Minute {
 			p.advance(t, 15*time.Second)
 			nudged += 15 * time.Second
 			lastNudge = time.Now()
@@ -173,9 +179,6 @@ func (p *devPlatform) scheduledSlots(t *testing.T, job string, want int) []strin
 	}
 	time.Sleep(1500 * time.Millisecond) // redeliveries and duplicate firings would show by now
 	collect()
-	if nudged < 4*time.Minute {
-		p.advance(t, 4*time.Minute-nudged) // the next phase starts at a known point
-	}
 	return slots
 }
 
@@ -188,8 +191,9 @@ const helloJob = "projects/gitlab-runway-hello/locations/us-east1/jobs/hello-run
 func TestPlatformScheduledSlotsRunOnce(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
 	p := startDev(t, start)
-	for range 3 {
-		p.advance(t, 5*time.Minute)
+	// Always to a minute past a slot: scheduledSlots nudges the clock at most 3 more minutes.
+	for i := 1; i <= 3; i++ {
+		p.advanceTo(t, start.Add(time.Duration(i)*5*time.Minute))
 	}
 	got := p.scheduledSlots(t, helloJob, 3)
 	want := []string{"2026-12-01T00:05:00Z", "2026-12-01T00:10:00Z", "2026-12-01T00:15:00Z"}
@@ -199,8 +203,8 @@ func TestPlatformScheduledSlotsRunOnce(t *testing.T) {
 
 	p.admin(t, http.MethodPut, "/emulator/v1/faults/delivery", `{"duplicate_rate":0.5,"reorder_rate":0.5}`)
 	p.admin(t, http.MethodPost, "/emulator/v1/faults", `{"method":"RunJob","code":14,"rate":0.34}`)
-	for range 3 {
-		p.advance(t, 5*time.Minute)
+	for i := 4; i <= 6; i++ {
+		p.advanceTo(t, start.Add(time.Duration(i)*5*time.Minute))
 	}
 	got = p.scheduledSlots(t, helloJob, 6)
 	want = append(want, "2026-12-01T00:20:00Z", "2026-12-01T00:25:00Z", "2026-12-01T00:30:00Z")

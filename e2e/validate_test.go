@@ -236,7 +236,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "bad --after", args: []string{"schedule", "@daily", "--after", "tomorrow"}, wantCode: 2,
 			wantStderr: "runwayctl: --after \"tomorrow\": want an RFC3339 time such as 2026-11-26T15:04:05Z\n"},
 		{name: "unknown command", args: []string{"deploi"}, wantCode: 2,
-			wantStderr: "runwayctl: unknown command \"deploi\" for \"runwayctl\"\n"},
+			wantStderr: "runwayctl: unknown command \"deploi\" for \"runwayctl\"\n\nDid you mean this?\n\tdeploy\n\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
