@@ -138,7 +138,7 @@ func TestReplayEmulatedMonitoring(t *testing.T) {
 			t.Fatalf("%s faults: %s", method, resp.Status)
 		}
 	}
-	cadence := 2 * time.Minute
+	cadence := 4 * time.Minute
 	if raceEnabled {
 		cadence = 6 * time.Minute
 	}
