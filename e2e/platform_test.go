@@ -29,6 +29,72 @@ type devPlatform struct {
 	*platformEnv
 	addr string
 	out  *strings.Builder
+	data string
+}
+
+// sinkAlert is one line of the local alert sink's alerts.jsonl.
+type sinkAlert struct {
+	Channel string `json:"channel"`
+	Alert   struct {
+		Kind     string `json:"kind"`
+		Action   string `json:"action"`
+		Workload string `json:"workload"`
+		Summary  string `json:"summary"`
+	} `json:"alert"`
+}
+
+// alerts reads what the local alert sink received for workload.
+func (p *devPlatform) alerts(t *testing.T, workload string) []sinkAlert {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.data, "alerts.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []sinkAlert
+	for _, l := range lines(string(b)) {
+		var a sinkAlert
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatalf("alerts.jsonl: %v: %s", err, l)
+		}
+		if a.Alert.Workload == workload {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// tickUntil moves the clock a minute at a time (the monitor ticks every minute) until cond
+// holds, at most until limit.
+func (p *devPlatform) tickUntil(t *testing.T, limit time.Time, cond func() bool) bool {
+	t.Helper()
+	now := p.now(t)
+	for !cond() {
+		if !now.Before(limit) {
+			return false
+		}
+		now = now.Add(time.Minute)
+		p.advanceTo(t, now)
+		for deadline := time.Now().Add(2 * time.Second); !cond() && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return true
+}
+
+func (p *devPlatform) now(t *testing.T) time.Time {
+	t.Helper()
+	resp, err := http.Get("http://" + p.addr + "/emulator/v1/clock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Now time.Time `json:"now"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v.Now
 }
 
 // startDev runs `runwayctl dev` with the function binaries built from this checkout and waits
@@ -36,7 +102,8 @@ type devPlatform struct {
 func startDev(t *testing.T, start time.Time, extra ...string) *devPlatform {
 	t.Helper()
 	bins := filepath.Dir(functionBinary(t, "deploy"))
-	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--manual-clock", "--start", start.Format(time.RFC3339),
+	data := t.TempDir()
+	args := append([]string{"dev", "--data", data, "--addr", "127.0.0.1:0", "--manual-clock", "--start", start.Format(time.RFC3339),
 		"--functions", bins, "--inventory", filepath.Join(repoRoot, "examples", "inventory.yml"),
 		"--examples", filepath.Join(repoRoot, "examples"), "--op-delay", "5ms"}, extra...)
 	cmd := exec.Command(binary, args...)
@@ -85,7 +152,7 @@ func startDev(t *testing.T, start time.Time, extra ...string) *devPlatform {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("runwayctl dev not ready after 60s:\n%s\n%s", out, stderr.String())
 	}
-	p := &devPlatform{platformEnv: &platformEnv{env: strings.Fields(line)}, out: out}
+	p := &devPlatform{platformEnv: &platformEnv{env: strings.Fields(line)}, out: out, data: data}
 	for _, kv := range p.env {
 		if v, ok := strings.CutPrefix(kv, gcp.EmulatorHostEnv+"="); ok {
 			p.addr = v
@@ -293,5 +360,59 @@ func TestPlatformBadManifest(t *testing.T) {
 	after, err := p.cl.Jobs.GetJob(t.Context(), &runpb.GetJobRequest{Name: helloJob})
 	if err != nil || after.Etag != before.Etag {
 		t.Fatalf("the job changed: etag %s -> %s, %v", before.Etag, after.GetEtag(), err)
+	}
+}
+
+// TestPlatformAlertOnceRecoverOnce: the hello job deployed broken fails at its slot; the
+// monitor (ticking every minute on the emulator's clock) sends exactly one alert to the local
+// sink; the fixed manifest deployed, the next slot succeeds and exactly one recovery follows.
+func TestPlatformAlertOnceRecoverOnce(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
+	p := startDev(t, start)
+	good := filepath.Join(repoRoot, "examples", "hello")
+	broken := copyRepo(t, good)
+	m := filepath.Join(broken, ".runway", "runway.yml")
+	os.WriteFile(m, []byte(strings.Replace(string(mustRead(t, m)), "    - echo ", "    - exit 1; echo ", 1)), 0o644)
+	if stdout, stderr, code := p.runwayctl(t, broken, "deploy", "--wait"); code != 0 {
+		t.Fatalf("deploy broken: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	opened := func() bool {
+		for _, a := range p.alerts(t, "hello-runway") {
+			if a.Alert.Action == "open" {
+				return true
+			}
+		}
+		return false
+	}
+	p.advanceTo(t, start.Add(5*time.Minute)) // 00:06: the 00:05 slot runs and fails
+	if !p.tickUntil(t, start.Add(8*time.Minute), opened) {
+		t.Fatalf("no alert for the failed run by 00:09: %+v\n%s", p.alerts(t, "hello-runway"), p.out)
+	}
+	if stdout, stderr, code := p.runwayctl(t, good, "deploy", "--wait"); code != 0 {
+		t.Fatalf("deploy fixed: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	resolved := func() bool {
+		for _, a := range p.alerts(t, "hello-runway") {
+			if a.Alert.Action == "resolve" {
+				return true
+			}
+		}
+		return false
+	}
+	p.advanceTo(t, start.Add(10*time.Minute)) // 00:11: the 00:10 slot runs and succeeds
+	if !p.tickUntil(t, start.Add(13*time.Minute), resolved) {
+		t.Fatalf("no recovery by 00:14: %+v", p.alerts(t, "hello-runway"))
+	}
+	p.advanceTo(t, start.Add(14*time.Minute)) // one more tick: nothing more may come
+	time.Sleep(time.Second)
+	var got []string
+	for _, a := range p.alerts(t, "hello-runway") {
+		got = append(got, a.Channel+" "+a.Alert.Action+" "+a.Alert.Kind)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "slack-runway open ") || !strings.HasPrefix(got[1], "slack-runway resolve ") {
+		t.Fatalf("alerts for hello-runway = %q, want one open and one resolve on slack-runway", got)
+	}
+	if !strings.Contains(p.out.String(), "ALERT to slack-runway") {
+		t.Errorf("runwayctl dev did not print the alert:\n%s", p.out)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,6 +28,13 @@ import (
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
+)
+
+// The local platform's own project, where the monitor's tick lives.
+const (
+	devPlatformProject = "runway-platform"
+	devPlatformRegion  = "us-east1"
+	devSinkSecretEnv   = "RUNWAY_DEV_SINK_SECRET"
 )
 
 // devOptions configure `runwayctl dev`.
@@ -146,6 +154,19 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	}
 	defer cl.Close()
 
+	// The alert sink: every channel the inventory and the examples name is a signed webhook to
+	// it, so alerts are printed here and kept in alerts.jsonl.
+	sink, err := startAlertSink(stdout, filepath.Join(data, "alerts.jsonl"))
+	if err != nil {
+		return err
+	}
+	defer sink.close()
+	channelsFile := filepath.Join(data, "channels.yml")
+	if err := writeDevChannels(channelsFile, sink, devChannelNames(inv, o.examples)); err != nil {
+		return err
+	}
+	env = append(env, "RUNWAY_CHANNELS="+channelsFile, devSinkSecretEnv+"="+sink.secret, "RUNWAY_MONITOR_INGEST_LAG=30s")
+
 	fns := []*devFunction{{name: "deploy", target: "Deploy"}, {name: "trigger", target: "Trigger"}, {name: "monitor", target: "Monitor"}}
 	var running []*devFunction
 	defer func() {
@@ -182,6 +203,20 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 		}
 	}
 
+	// The monitor's tick: Cloud Scheduler, every minute, on the platform project's topic.
+	if err := wire(ctx, cl, devPlatformProject, platform.MonitorTickTopic, fns[2]); err != nil {
+		return err
+	}
+	tick := platform.JobName(devPlatformProject, devPlatformRegion, "runway-monitor-tick")
+	if _, err := cl.Scheduler.CreateJob(ctx, &schedulerpb.CreateJobRequest{
+		Parent: "projects/" + devPlatformProject + "/locations/" + devPlatformRegion,
+		Job: &schedulerpb.Job{Name: tick, Schedule: "* * * * *", Description: "Runway Jobs monitor tick",
+			Target: &schedulerpb.Job_PubsubTarget{PubsubTarget: &schedulerpb.PubsubTarget{
+				TopicName: platform.TopicPath(devPlatformProject, platform.MonitorTickTopic), Data: []byte("{}")}}},
+	}); err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("create the monitor tick %s: %w", tick, err)
+	}
+
 	deployed, err := deployExamples(ctx, stderr, cl, inv, o.examples, stateDir)
 	if err != nil {
 		return err
@@ -192,6 +227,7 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	for _, f := range fns {
 		fmt.Fprintf(stdout, "  %-10s %s   log %s\n", f.name, f.url, f.log)
 	}
+	fmt.Fprintf(stdout, "  alerts     %s   (every channel; also printed here)\n", sink.file)
 	fmt.Fprintf(stdout, "  state      %s\n", stateDir)
 	fmt.Fprintf(stdout, "  executions %s\n\n", opts.LogDir)
 	for _, line := range deployed {

@@ -18,7 +18,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
@@ -71,7 +70,7 @@ func FromEnv(ctx context.Context, lookup func(string) (string, bool)) (*Handler,
 	if err != nil {
 		return nil, err
 	}
-	return New(cfg, clients, store, inv, time.Now)
+	return New(cfg, clients, store, inv, gcp.Config{EmulatorHost: cfg.EmulatorHost}.Clock())
 }
 
 // Monitor handles one tick. The tick's content does not matter: every tick evaluates
