@@ -235,10 +235,11 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	}
 	fmt.Fprintf(stdout, "\nIn another terminal:\n\n  export %s=%s %s=%s %s=%s\n",
 		gcp.EmulatorHostEnv, emu.Addr(), state.EnvVar, stateDir, platform.EnvInventory, invPath)
-	fmt.Fprintf(stdout, "  bin/runwayctl run hello-runway --wait                 # an on-demand run, its output\n")
-	fmt.Fprintf(stdout, "  bin/runwayctl run hello-runway --env GREETING=hi --wait\n")
+	fmt.Fprintf(stdout, "  bin/runwayctl status                                  # every workload, its next run and last result\n")
+	fmt.Fprintf(stdout, "  bin/runwayctl run hello-runway --env GREETING=hi --wait   # an on-demand run\n")
+	fmt.Fprintf(stdout, "  bin/runwayctl logs hello-runway                       # its output\n")
 	fmt.Fprintf(stdout, "  bin/runwayctl plan examples/hello/.runway/runway.yml  # what a deploy would change\n")
-	fmt.Fprintf(stdout, "\nCtrl-C stops everything.\n")
+	fmt.Fprintf(stdout, "\nAlerts (failed, missed, late runs, recoveries) are printed here as they come. Ctrl-C stops everything.\n")
 	fmt.Fprintf(stdout, "runway dev ready: %s=%s %s=%s %s=%s\n", gcp.EmulatorHostEnv, emu.Addr(), state.EnvVar, stateDir, platform.EnvInventory, invPath)
 
 	select {
