@@ -30,7 +30,7 @@ var (
 )
 
 // functionBinary builds functions/<name>/cmd/<name> once per test binary.
-func functionBinary(t *testing.T, name string) string {
+func functionBinary(t testing.TB, name string) string {
 	t.Helper()
 	buildFunctions.Do(func() {
 		dir, err := os.MkdirTemp("", "runway-functions-")
