@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-MODULES   := shared functions/deploy functions/trigger functions/monitor runwayctl e2e
+MODULES   := shared functions/deploy functions/trigger functions/monitor runwayctl e2e infra
 FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s

@@ -1,0 +1,37 @@
+# GitLab CI reaches Google Cloud through Workload Identity Federation: a CI job's ID token
+# (id_tokens in ci/runway-jobs.gitlab-ci.yml) is exchanged for a federated token, and IAM grants
+# the job's GitLab project, directly, the rights each workload module gives it. No service
+# account key exists.
+
+resource "google_iam_workload_identity_pool" "gitlab" {
+  project                   = var.project
+  workload_identity_pool_id = "runway-gitlab"
+  display_name              = "Runway Jobs GitLab CI"
+
+  depends_on = [google_project_service.platform]
+}
+
+resource "google_iam_workload_identity_pool_provider" "gitlab" {
+  project                            = var.project
+  workload_identity_pool_id          = google_iam_workload_identity_pool.gitlab.workload_identity_pool_id
+  workload_identity_pool_provider_id = "gitlab"
+  display_name                       = "GitLab"
+  attribute_condition                = local.gitlab_condition
+
+  # attribute.project_id: any pipeline of the project (reads: plan, --wait, status).
+  # attribute.protected_project_id: only pipelines of protected refs (publish, push images).
+  attribute_mapping = {
+    "google.subject"                 = "assertion.sub"
+    "attribute.project_id"           = "assertion.project_id"
+    "attribute.protected_project_id" = "assertion.ref_protected == \"true\" ? assertion.project_id : \"unprotected\""
+  }
+
+  oidc {
+    issuer_uri = var.gitlab_issuer_uri
+  }
+}
+
+locals {
+  # principalSet://…/attribute.<name>/<GitLab project id> is appended by the job modules.
+  ci_principal_prefix = "principalSet://iam.googleapis.com/${google_iam_workload_identity_pool.gitlab.name}"
+}
