@@ -18,6 +18,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"google.golang.org/api/iterator"
 
 	"runwayjobs.dev/shared/gcp"
@@ -74,7 +75,9 @@ func (p *devPlatform) tickUntil(t *testing.T, limit time.Time, cond func() bool)
 		}
 		now = now.Add(time.Minute)
 		p.advanceTo(t, now)
-		for deadline := time.Now().Add(2 * time.Second); !cond() && time.Now().Before(deadline); {
+		// The jump waits at each stop until the deliveries it caused (the monitor's tick among
+		// them) were answered, so what a tick sends is there almost at once.
+		for deadline := time.Now().Add(300 * time.Millisecond); !cond() && time.Now().Before(deadline); {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
@@ -414,5 +417,73 @@ func TestPlatformAlertOnceRecoverOnce(t *testing.T) {
 	}
 	if !strings.Contains(p.out.String(), "ALERT to slack-runway") {
 		t.Errorf("runwayctl dev did not print the alert:\n%s", p.out)
+	}
+}
+
+// TestPlatformSuspendedIsQuiet: a suspended schedule runs nothing and alerts nobody, and
+// status says it is suspended.
+func TestPlatformSuspendedIsQuiet(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
+	p := startDev(t, start)
+	dir := copyRepo(t, filepath.Join(repoRoot, "examples", "hello"))
+	m := filepath.Join(dir, ".runway", "runway.yml")
+	os.WriteFile(m, append(mustRead(t, m), []byte("  suspend: true\n")...), 0o644)
+	if stdout, stderr, code := p.runwayctl(t, dir, "deploy", "--wait"); code != 0 || !strings.Contains(stdout, "schedule: paused") {
+		t.Fatalf("deploy suspended: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	p.tickUntil(t, start.Add(25*time.Minute), func() bool { return false })
+	if got := p.alerts(t, "hello-runway"); len(got) != 0 {
+		t.Errorf("a suspended job alerted: %+v", got)
+	}
+	if got := p.scheduledSlots(t, helloJob, 0); len(got) != 0 {
+		t.Errorf("a suspended job ran slots %v", got)
+	}
+	stdout, _, _ := p.runwayctl(t, repoRoot, "status", "hello-runway")
+	if !strings.Contains(stdout, "SUSPENDED") {
+		t.Errorf("status does not say suspended:\n%s", stdout)
+	}
+}
+
+// TestPlatformStoppedScheduleIsMissed: the hello job's Cloud Scheduler job is paused behind
+// Runway's back (a schedule that died): its slots are reported missed, in one alert; resumed,
+// the next slot runs and one recovery follows.
+func TestPlatformStoppedScheduleIsMissed(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
+	p := startDev(t, start)
+	if _, err := p.cl.Scheduler.PauseJob(t.Context(), &schedulerpb.PauseJobRequest{Name: helloJob}); err != nil {
+		t.Fatal(err)
+	}
+	missed := func() bool {
+		for _, a := range p.alerts(t, "hello-runway") {
+			if a.Alert.Action == "open" {
+				return true
+			}
+		}
+		return false
+	}
+	// The 00:05 slot is due by slot + expected runtime (timeout 1m x 2 attempts) + grace 10m.
+	if !p.tickUntil(t, start.Add(20*time.Minute), missed) {
+		t.Fatalf("no missed-slot alert by 00:21: %+v", p.alerts(t, "hello-runway"))
+	}
+	if _, err := p.cl.Scheduler.ResumeJob(t.Context(), &schedulerpb.ResumeJobRequest{Name: helloJob}); err != nil {
+		t.Fatal(err)
+	}
+	resolved := func() bool {
+		for _, a := range p.alerts(t, "hello-runway") {
+			if a.Alert.Action == "resolve" {
+				return true
+			}
+		}
+		return false
+	}
+	if !p.tickUntil(t, start.Add(30*time.Minute), resolved) {
+		t.Fatalf("no recovery by 00:31: %+v", p.alerts(t, "hello-runway"))
+	}
+	var got []string
+	for _, a := range p.alerts(t, "hello-runway") {
+		got = append(got, a.Alert.Action+" "+a.Alert.Kind)
+	}
+	if len(got) != 2 || got[0] != "open missed" || !strings.HasPrefix(got[1], "resolve") {
+		t.Fatalf("alerts = %q, want one missed and one recovery", got)
 	}
 }
