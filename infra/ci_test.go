@@ -217,12 +217,24 @@ func lines(v any) []string {
 	return nil
 }
 
-// runwayctlHelp builds runwayctl once and answers the flags of each of its subcommands.
+// binDir holds the runwayctl the CI tests build; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// runwayctlBin builds runwayctl once, from ../runwayctl, for the CI template checks.
 var runwayctlBin = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "runwayctl-ci-test")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "runwayctl")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
 	cmd.Dir = "../runwayctl"
