@@ -237,7 +237,14 @@ var runwayctlBin = sync.OnceValues(func() (string, error) {
 	binDir = dir
 	bin := filepath.Join(dir, "runwayctl")
 	cmd := exec.Command("go", "build", "-o", bin, ".")
+	// The workspace's runwayctl, even when this module is tested alone (GOWORK=off): these
+	// tests check the templates against it, not how runwayctl builds on its own.
 	cmd.Dir = "../runwayctl"
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOWORK=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build runwayctl: %v\n%s", err, out)
 	}
