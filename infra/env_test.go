@@ -191,7 +191,7 @@ func TestInfraNamesMatchCode(t *testing.T) {
 	for _, c := range []struct{ file, want string }{
 		{"modules/job-workload/main.tf", `name    = "` + platform.DeployTopic("${var.name}") + `"`},
 		{"modules/job-workload/main.tf", `name    = "` + platform.TriggerTopic("${var.name}") + `"`},
-		{"modules/job-workload/main.tf", `account_id   = "` + strings.TrimSuffix(w.RunAs(), "@${var.project}.iam.gserviceaccount.com") + `"`},
+		{"modules/job-workload/main.tf", `? "` + strings.TrimSuffix(w.RunAs(), "@${var.project}.iam.gserviceaccount.com") + `" :`},
 		{"modules/job-project/main.tf", `name    = "` + platform.ArtifactTopic + `"`},
 		{"platform/pubsub.tf", `name    = "` + platform.MonitorTickTopic + `"`},
 		{"platform/pubsub.tf", `name    = "` + platform.AlertsTopic + `"`},

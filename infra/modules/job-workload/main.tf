@@ -17,7 +17,11 @@ locals {
   ci_protected = "${var.ci_principal_prefix}/attribute.protected_project_id/${var.gitlab_project_id}"
   ci_any       = "${var.ci_principal_prefix}/attribute.project_id/${var.gitlab_project_id}"
 
-  runtime_account = var.service_account != "" ? var.service_account : google_service_account.runtime[0].email
+  # The runtime account is created here unless the inventory names one of another project.
+  runtime_domain  = "@${var.project}.iam.gserviceaccount.com"
+  runtime_id      = var.service_account == "" ? "crun-${var.name}" : trimsuffix(var.service_account, local.runtime_domain)
+  create_runtime  = var.service_account == "" || endswith(var.service_account, local.runtime_domain)
+  runtime_account = local.create_runtime ? google_service_account.runtime[0].email : var.service_account
 
   scheduler_agent = "service-${data.google_project.workload.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
   object_prefix   = "projects/_/buckets/${var.state_bucket}/objects/${var.state_prefix}/"
@@ -90,15 +94,15 @@ module "trigger_subscription" {
 
 # The runtime account (inventory RunAs: crun-<name> unless the inventory names one).
 resource "google_service_account" "runtime" {
-  count        = var.service_account == "" ? 1 : 0
+  count        = local.create_runtime ? 1 : 0
   project      = var.project
-  account_id   = "crun-${var.name}"
+  account_id   = local.runtime_id
   display_name = "Runway job ${var.name}"
 }
 
 # The deploy function sets this account on the Cloud Run job (iam.serviceAccounts.actAs).
 resource "google_service_account_iam_member" "deploy_acts_as" {
-  service_account_id = "projects/${var.project}/serviceAccounts/${local.runtime_account}"
+  service_account_id = "projects/-/serviceAccounts/${local.runtime_account}"
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${var.deploy_service_account}"
 }

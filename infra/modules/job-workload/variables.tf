@@ -24,7 +24,7 @@ variable "artifact_repository" {
 }
 
 variable "service_account" {
-  description = "The runtime account the inventory names (service_account); empty: crun-<name> is created."
+  description = "The runtime account the inventory names (service_account): created when it is in the workload's project, else it must exist. Empty: crun-<name> is created."
   type        = string
   default     = ""
 }
