@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,8 +30,26 @@ import (
 type devPlatform struct {
 	*platformEnv
 	addr string
-	out  *strings.Builder
+	out  *syncBuffer
 	data string
+}
+
+// syncBuffer is runwayctl dev's output, written by the reader goroutine and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) WriteString(v string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(v)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // sinkAlert is one line of the local alert sink's alerts.jsonl.
@@ -121,7 +140,7 @@ func startDev(t *testing.T, start time.Time, extra ...string) *devPlatform {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	out := &strings.Builder{}
+	out := &syncBuffer{}
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
