@@ -36,7 +36,7 @@ vet:
 gotest:
 	@for m in $(MODULES); do echo "go test -race $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
 
-## functions: each function module tested with GOWORK=off, then built alone from a vendored copy.
+## functions: each function folder vendored and copied alone, then tested (GOWORK=off) and built there.
 functions:
 	@for f in $(FUNCTIONS); do scripts/check-function functions/$$f; done
 
