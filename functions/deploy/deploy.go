@@ -40,32 +40,12 @@ func init() {
 }
 
 // Config is the function's configuration, read from the environment.
-type Config struct {
-	// Inventory is the path of inventory.yml (RUNWAY_INVENTORY).
-	Inventory string
-	// State is where deploy outcomes are recorded (RUNWAY_STATE).
-	State string
-	// GCP says which Google Cloud the clients talk to (RUNWAY_EMULATOR_HOST).
-	GCP gcp.Config
-}
+type Config = platform.FunctionConfig
 
-// ConfigFromEnv reads the Config through lookup (os.LookupEnv in production).
+// ConfigFromEnv reads the Config through lookup (os.LookupEnv in production; tests pass a
+// map's lookup).
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
-	get := func(k string) string { v, _ := lookup(k); return v }
-	c := Config{Inventory: get(platform.EnvInventory), State: get(state.EnvVar)}
-	// Pub/Sub is not used by deploy; the project only binds its (unused) client.
-	c.GCP = gcp.ConfigFromEnv(lookup, "runway")
-	var missing []string
-	if c.Inventory == "" {
-		missing = append(missing, platform.EnvInventory)
-	}
-	if c.State == "" {
-		missing = append(missing, state.EnvVar)
-	}
-	if len(missing) > 0 {
-		return c, fmt.Errorf("deploy config: %v not set", missing)
-	}
-	return c, nil
+	return platform.FunctionConfigFromEnv("deploy", lookup)
 }
 
 // Handler reconciles the workloads events name. It is safe for concurrent use.
