@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -127,25 +126,10 @@ func (p *platformEnv) startFunction(t *testing.T, name, target, project string, 
 	}
 }
 
-// runwayctlEnv runs runwayctl in dir with the platform's environment.
+// runwayctl runs runwayctl in dir with the platform's environment (and none of the CI's).
 func (p *platformEnv) runwayctl(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Dir = dir
-	cmd.Env = append(withoutCI(os.Environ()), p.env...)
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("runwayctl %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errOut.String(), code
+	return runwayctlWith(t, dir, append(withoutCI(os.Environ()), p.env...), args...)
 }
 
 // withoutCI drops the CI's own variables, so a test run in CI does not look like a pipeline.

@@ -54,11 +54,18 @@ func run(m *testing.M) int {
 // runwayctl runs the binary in dir with args and returns its output and exit status.
 func runwayctl(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runwayctlWith(t, dir, nil, args...)
+}
+
+// runwayctlWith runs the binary in dir with env (nil: the test's own environment).
+func runwayctlWith(t *testing.T, dir string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = dir
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	var ee *exec.ExitError
