@@ -33,15 +33,14 @@ import (
 
 // deployFlags are the flags deploy and plan share.
 type deployFlags struct {
-	workload  string
-	image     string
-	inventory string
+	workload string
+	image    string
 }
 
-func (f *deployFlags) register(cmd *cobra.Command) {
+func (f *deployFlags) register(e *cmdEnv, cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.workload, "workload", "", "the workload (default: the manifest's metadata.name)")
 	cmd.Flags().StringVar(&f.image, "image", "", "the image to run, by digest (default: spec.image, or what is deployed)")
-	cmd.Flags().StringVar(&f.inventory, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
+	e.addInventoryFlag(cmd)
 }
 
 // deployTarget is a validated manifest, its workload and the request that deploys it.
@@ -53,8 +52,9 @@ type deployTarget struct {
 
 // loadDeployTarget validates the manifest at file (with the workload's overlay, if any) and
 // binds it to its inventory entry. Manifest problems are printed as runwayctl validate prints
-// them and returned as exit status 1.
-func loadDeployTarget(stderr io.Writer, file string, f deployFlags, lookup func(string) string) (*deployTarget, error) {
+// them and returned as exit status 1, as is a workload that is not a job of the inventory.
+func loadDeployTarget(ctx context.Context, e *cmdEnv, file string, f deployFlags) (*deployTarget, error) {
+	stderr, lookup := e.errOut, e.getenv
 	if file == "" {
 		file = filepath.Join(".runway", "runway.yml")
 	}
@@ -77,25 +77,18 @@ func loadDeployTarget(stderr io.Writer, file string, f deployFlags, lookup func(
 			for _, p := range ps {
 				fmt.Fprintln(stderr, p)
 			}
-			return nil, exitError{code: 1}
+			return nil, exitError{code: exitFailed}
 		}
 		return nil, err
 	}
 	name := job.Metadata.Name
 	if f.workload != "" && f.workload != name {
 		fmt.Fprintf(stderr, "%s: metadata.name is %q, not the workload %q\n", job.Pos("/metadata/name"), name, f.workload)
-		return nil, exitError{code: 1}
+		return nil, exitError{code: exitFailed}
 	}
-	if f.inventory == "" {
-		return nil, fmt.Errorf("no inventory: pass --inventory or set %s", platform.EnvInventory)
-	}
-	inv, err := inventory.Load(f.inventory)
+	w, err := e.job(ctx, name, exitFailed)
 	if err != nil {
 		return nil, err
-	}
-	w, ok := inv.Lookup(name)
-	if !ok || w.Type != inventory.Job {
-		return nil, fmt.Errorf("workload %q is not a job in %s", name, f.inventory)
 	}
 	req := platform.DeployRequest{
 		RequestID: requestID(lookup),
@@ -147,15 +140,19 @@ func sourceFromCI(lookup func(string) string) platform.Source {
 	}
 }
 
-func newDeployCmd() *cobra.Command {
-	var (
-		f       deployFlags
-		wait    bool
-		del     bool
-		timeout time.Duration
-	)
+// deployOptions are the options of runwayctl deploy.
+type deployOptions struct {
+	deployFlags
+	file          string
+	wait          bool
+	delete        bool
+	answerTimeout time.Duration
+}
+
+func newDeployCmd(e *cmdEnv) *cobra.Command {
+	var o deployOptions
 	cmd := &cobra.Command{
-		Use:   "deploy [FILE] --workload W [--image IMG] [--wait]",
+		Use:   "deploy [FILE] --workload W [--image IMG] [--wait] | deploy --workload W --delete [--wait]",
 		Short: "Deploy a RunwayJob manifest (publish a deploy request for the workload)",
 		Long: `Validate the manifest (default .runway/runway.yml, merged with .runway/<workload>/runway.yml
 when the repository has that overlay) and publish a deploy request on the workload's deploy
@@ -165,58 +162,81 @@ Scheduler job.
 With --wait, follow the request until it is reconciled and print what changed, or every problem
 as FILE:LINE:COL: message; exit status 1 when the request was refused. In GitLab CI the request
 carries the commit, pipeline and ref; a request from an older pipeline never rolls back a newer
-one. --delete removes the workload's Scheduler job, then its Cloud Run job.
+one. --delete removes the workload's Scheduler job, then its Cloud Run job: it needs only
+--workload and the inventory, no manifest (offboarding may have removed it).
+
+Exit status: 0 published (or, with --wait, applied, unchanged or deleted), 1 the manifest is
+invalid, the workload is not a job of the inventory or the request was refused, 2 runwayctl
+could not publish or follow the request.
 
 Environment: RUNWAY_INVENTORY, RUNWAY_STATE (for --wait), RUNWAY_EMULATOR_HOST (local platform).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			file := ""
 			if len(args) == 1 {
-				file = args[0]
+				o.file = args[0]
 			}
-			lookup := os.Getenv
-			t, err := loadDeployTarget(cmd.ErrOrStderr(), file, f, lookup)
-			if err != nil {
-				return err
-			}
-			if del {
-				t.request.Action = platform.ActionDelete
-			}
-			var store state.Store
-			if wait {
-				if store, err = state.Open(lookup(state.EnvVar)); err != nil {
-					return fmt.Errorf("--wait reads the outcome from the state store: %w", err)
-				}
-			}
-			ctx := cmd.Context()
-			if err := publishDeploy(ctx, t.workload.GCPProject, &t.request); err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "deploy request %s published for %s\n", t.request.RequestID, t.workload.Name)
-			if !wait {
-				return nil
-			}
-			rec, err := waitDeployRecord(ctx, cmd.ErrOrStderr(), store, t.workload.Name, t.request.RequestID, timeout)
-			if err != nil {
-				return err
-			}
-			return printDeployRecord(out, cmd.ErrOrStderr(), rec)
+			return runDeploy(cmd.Context(), e, o)
 		},
 	}
-	f.register(cmd)
-	cmd.Flags().BoolVar(&wait, "wait", false, "wait until the request is reconciled; exit 1 if it was refused")
-	cmd.Flags().BoolVar(&del, "delete", false, "delete the workload's jobs instead of applying the manifest")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait: how long to wait")
+	o.register(e, cmd)
+	fl := cmd.Flags()
+	fl.BoolVar(&o.wait, "wait", false, "wait until the request is reconciled; exit 1 if it was refused")
+	fl.BoolVar(&o.delete, "delete", false, "delete the workload's jobs (needs --workload, reads no manifest)")
+	fl.DurationVar(&o.answerTimeout, "answer-timeout", 5*time.Minute, "with --wait: how long to wait for the deploy function's answer")
+	// --timeout was deploy's name for --answer-timeout; in run it is the job's timeout.
+	fl.DurationVar(&o.answerTimeout, "timeout", 5*time.Minute, "deprecated: use --answer-timeout")
+	_ = fl.MarkDeprecated("timeout", "use --answer-timeout (--timeout is the job's timeout in runwayctl run)")
 	return cmd
 }
 
-func publishDeploy(ctx context.Context, project string, req *platform.DeployRequest) error {
-	cl, err := gcp.Dial(ctx, gcp.FromEnv(project))
+// runDeploy publishes the deploy (or delete) request o describes, and with --wait follows it.
+func runDeploy(ctx context.Context, e *cmdEnv, o deployOptions) error {
+	var (
+		w   inventory.Workload
+		req platform.DeployRequest
+	)
+	if o.delete {
+		if o.workload == "" || o.file != "" || o.image != "" {
+			return errors.New("--delete takes the workload (--workload W) and no manifest or --image")
+		}
+		var err error
+		if w, err = e.job(ctx, o.workload, exitFailed); err != nil {
+			return err
+		}
+		req = platform.DeployRequest{RequestID: requestID(e.getenv), Workload: w.Name, Source: sourceFromCI(e.getenv), Action: platform.ActionDelete}
+	} else {
+		t, err := loadDeployTarget(ctx, e, o.file, o.deployFlags)
+		if err != nil {
+			return err
+		}
+		w, req = t.workload, t.request
+	}
+	var store state.Store
+	if o.wait {
+		var err error
+		if store, err = e.openStore(ctx); err != nil {
+			return fmt.Errorf("--wait reads the outcome from the state store: %w", err)
+		}
+	}
+	cl, err := e.gcpClients(ctx, w.GCPProject)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	if err := publishDeploy(ctx, cl, w.GCPProject, &req); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.out, "deploy request %s published for %s\n", req.RequestID, w.Name)
+	if !o.wait {
+		return nil
+	}
+	rec, err := waitDeployRecord(ctx, e.errOut, store, w.Name, req.RequestID, o.answerTimeout)
+	if err != nil {
+		return err
+	}
+	return printDeployRecord(e.out, e.errOut, rec)
+}
+
+func publishDeploy(ctx context.Context, cl *gcp.Clients, project string, req *platform.DeployRequest) error {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -268,7 +288,7 @@ func printDeployRecord(out, stderr io.Writer, r platform.DeployRecord) error {
 		for _, p := range r.Problems {
 			fmt.Fprintln(stderr, p)
 		}
-		return exitError{code: 1}
+		return exitError{code: exitFailed}
 	case platform.DeployUnchanged:
 		fmt.Fprintf(out, "%s: up to date, nothing changed\n", r.Workload)
 	default:
@@ -286,43 +306,49 @@ func printDeployRecord(out, stderr io.Writer, r platform.DeployRecord) error {
 	return nil
 }
 
-func newPlanCmd() *cobra.Command {
+func newPlanCmd(e *cmdEnv) *cobra.Command {
 	var f deployFlags
 	cmd := &cobra.Command{
 		Use:   "plan [FILE] --workload W [--image IMG]",
 		Short: "Show what deploying the manifest would change, without changing anything",
 		Long: `Render the manifest as the deploy function would, compare it field by field with the
 deployed Cloud Run job and Cloud Scheduler job, and print the differences. The Cloud Run job is
-also sent with validate_only, so Cloud Run checks it too. Nothing is applied.`,
+also sent with validate_only, so Cloud Run checks it too. Nothing is applied.
+
+Exit status: 0 the plan is printed, 1 the manifest is invalid or the workload is not a job of
+the inventory, 2 runwayctl could not read what is deployed, or Cloud Run refuses the job.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := ""
 			if len(args) == 1 {
 				file = args[0]
 			}
-			t, err := loadDeployTarget(cmd.ErrOrStderr(), file, f, os.Getenv)
-			if err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			cl, err := gcp.Dial(ctx, gcp.FromEnv(t.workload.GCPProject))
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			lines, err := plan(ctx, cl, t)
-			for _, l := range lines {
-				fmt.Fprintln(cmd.OutOrStdout(), l)
-			}
-			return err
+			return runPlan(cmd.Context(), e, file, f)
 		},
 	}
-	f.register(cmd)
+	f.register(e, cmd)
 	return cmd
 }
 
-// plan lists what a deploy of t would write.
-func plan(ctx context.Context, cl *gcp.Clients, t *deployTarget) ([]string, error) {
+// runPlan prints what a deploy of the manifest at file would change.
+func runPlan(ctx context.Context, e *cmdEnv, file string, f deployFlags) error {
+	t, err := loadDeployTarget(ctx, e, file, f)
+	if err != nil {
+		return err
+	}
+	cl, err := e.gcpClients(ctx, t.workload.GCPProject)
+	if err != nil {
+		return err
+	}
+	lines, err := plan(ctx, cl, t, e.now())
+	for _, l := range lines {
+		fmt.Fprintln(e.out, l)
+	}
+	return err
+}
+
+// plan lists what a deploy of t would write, now on the platform's clock.
+func plan(ctx context.Context, cl *gcp.Clients, t *deployTarget, now time.Time) ([]string, error) {
 	region := desired.Region(t.job, t.workload)
 	name := platform.JobName(t.workload.GCPProject, region, t.workload.Name)
 	got, err := cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
@@ -335,7 +361,7 @@ func plan(ctx context.Context, cl *gcp.Clients, t *deployTarget) ([]string, erro
 	if got != nil && !platform.IsManaged(got.Labels) {
 		return nil, fmt.Errorf("Cloud Run job %s exists and is not managed by Runway: deploy would refuse it", name)
 	}
-	in := desired.Input{Job: t.job, Workload: t.workload, Image: t.request.Image, ScheduleSince: time.Now()}
+	in := desired.Input{Job: t.job, Workload: t.workload, Image: t.request.Image, ScheduleSince: now}
 	in.Inherit(got)
 	want, err := desired.Render(in)
 	if err != nil {

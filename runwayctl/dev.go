@@ -49,7 +49,7 @@ type devOptions struct {
 	opDelay   time.Duration
 }
 
-func newDevCmd(now func() time.Time) *cobra.Command {
+func newDevCmd(e *cmdEnv) *cobra.Command {
 	var o devOptions
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -64,7 +64,7 @@ The function binaries are looked up in --functions (default: the directory of ru
 itself, where 'make dev' builds them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDev(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, now)
+			return runDev(cmd.Context(), e.out, e.errOut, o, e.hostNow)
 		},
 	}
 	f := cmd.Flags()

@@ -11,7 +11,7 @@ import (
 	"runwayjobs.dev/shared/gcp"
 )
 
-func newEmulatorCmd(now func() time.Time) *cobra.Command {
+func newEmulatorCmd(e *cmdEnv) *cobra.Command {
 	var (
 		opts        emulator.Options
 		manual      bool
@@ -34,7 +34,7 @@ Admin endpoints on the same address:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if manual {
-				t := now()
+				t := e.hostNow()
 				if start != "" {
 					var err error
 					if t, err = time.Parse(time.RFC3339, start); err != nil {
@@ -44,13 +44,13 @@ Admin endpoints on the same address:
 				opts.Clock = emuclock.NewManual(t)
 			}
 			opts.OpDelay, opts.IngestDelay = opDelay, ingestDelay
-			e, err := emulator.Start(cmd.Context(), opts)
+			emu, err := emulator.Start(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "runway emulator ready on %s (export %s=%s)\n", e.Addr(), gcp.EmulatorHostEnv, e.Addr())
+			fmt.Fprintf(e.out, "runway emulator ready on %s (export %s=%s)\n", emu.Addr(), gcp.EmulatorHostEnv, emu.Addr())
 			<-cmd.Context().Done()
-			return e.Close()
+			return emu.Close()
 		},
 	}
 	cmd.Flags().StringVar(&opts.Addr, "addr", "127.0.0.1:8085", "host:port to serve on (port 0: any free port)")

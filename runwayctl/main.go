@@ -1,13 +1,11 @@
 // Command runwayctl is the Runway Jobs CLI that service owners and their CI use: validate
-// manifests, print the manifest schema, explain cron schedules (and, as the platform grows,
-// deploy, run and watch jobs).
+// manifests, print the manifest schema, explain cron schedules, deploy, run and watch jobs,
+// and run the whole platform locally (dev, emulator). Every command gets its dependencies
+// from one cmdEnv (cmdenv.go).
 package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,35 +14,26 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// exitError carries an exit code for a failure that has already been reported to the user.
-type exitError struct{ code int }
-
-func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot(os.Stdout, os.Stderr, time.Now).ExecuteContext(ctx)
+	e := newCmdEnv(os.Stdout, os.Stderr, os.Getenv, time.Now)
+	err := newRoot(e).ExecuteContext(ctx)
 	stop()
-	var ee exitError
-	switch {
-	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "runwayctl:", err)
-		os.Exit(2)
-	}
+	_ = e.Close() // the command's outcome is decided; closing connections changes nothing
+	os.Exit(exitCode(os.Stderr, err))
 }
 
-// newRoot builds the command tree writing to stdout and stderr, with now as the clock.
-func newRoot(stdout, stderr io.Writer, now func() time.Time) *cobra.Command {
+// newRoot builds the command tree on e.
+func newRoot(e *cmdEnv) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "runwayctl",
 		Short:         "Runway Jobs: validate, deploy and run jobs on Cloud Run",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.AddCommand(newValidateCmd(now), newSchemaCmd(), newScheduleCmd(now), newEmulatorCmd(now), newDeployCmd(), newPlanCmd(), newRunCmd(), newDevCmd(now), newStatusCmd(now), newLogsCmd())
+	root.SetOut(e.out)
+	root.SetErr(e.errOut)
+	root.AddCommand(newValidateCmd(e), newSchemaCmd(e), newScheduleCmd(e), newEmulatorCmd(e), newDeployCmd(e), newPlanCmd(e),
+		newRunCmd(e), newDevCmd(e), newStatusCmd(e), newLogsCmd(e), newVersionCmd(e))
 	return root
 }

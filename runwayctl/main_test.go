@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,23 +13,26 @@ import (
 // clock is the fixed "now" of every in-process run: Thursday 26 November 2026, 16:00 UTC.
 var clock = time.Date(2026, time.November, 26, 16, 0, 0, 0, time.UTC)
 
-// execute runs runwayctl in-process with args and the fixed clock, and returns what it wrote
-// and the exit status main would use: the exitError's code, 2 for any other error (after
-// printing "runwayctl: " and the error, as main does), 0 on success.
+// execute runs runwayctl in-process with args, the process environment and the fixed clock,
+// and returns what it wrote and the exit status main would use (exitCode, which prints
+// "runwayctl: " and an unreported error as main does).
 func execute(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return executeWith(t, os.Getenv, args...)
+}
+
+// executeWith is execute with getenv as the environment.
+func executeWith(t *testing.T, getenv func(string) string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	root := newRoot(&out, &errOut, func() time.Time { return clock })
+	e := newCmdEnv(&out, &errOut, getenv, func() time.Time { return clock })
+	root := newRoot(e)
 	root.SetArgs(args)
 	err := root.Execute()
-	var ee exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case err != nil:
-		fmt.Fprintln(&errOut, "runwayctl:", err)
-		code = 2
+	if cerr := e.Close(); cerr != nil {
+		t.Errorf("closing the command's clients: %v", cerr)
 	}
+	code = exitCode(&errOut, err)
 	return out.String(), errOut.String(), code
 }
 

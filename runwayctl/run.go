@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -17,15 +16,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"runwayjobs.dev/shared/gcp"
-	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
 
-// Exit statuses of runwayctl run --wait.
+// Exit statuses of runwayctl run (docs/trigger.md).
 const (
-	runFailed = 1 // the execution failed or was cancelled
-	runNotRun = 2 // the request was refused, skipped or missed
+	runFailed = exitFailed  // the execution failed or was cancelled
+	runNotRun = exitNotDone // the request was refused (here or by the trigger), skipped or missed
 )
 
 // runFlags are the flags of runwayctl run.
@@ -38,13 +36,12 @@ type runFlags struct {
 	policy        string
 	reason        string
 	requestID     string
-	inventory     string
 	wait          bool
 	answerTimeout time.Duration
 	poll          time.Duration
 }
 
-func newRunCmd() *cobra.Command {
+func newRunCmd(e *cmdEnv) *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
 		Use:   "run WORKLOAD [--env K=V]... [--args ARG]... [--task-count N] [--timeout D] [--reason TEXT] [--wait] [-- ARGS...]",
@@ -59,10 +56,14 @@ than the job's for this run only (Allow, Forbid, Replace).
 The request id is the GitLab CI pipeline and job ids (ci-PIPELINE-JOB), so retrying the
 publication from the same CI job never starts a second execution; outside CI it is random.
 
+The request is checked before it is published, by the rules (and in the words) the trigger
+function refuses it with: a workload that is not a job of the inventory, or a request that
+breaks a rule, is refused here and nothing is published.
+
 With --wait, follow the request: print the execution's name and log link, then the progress
-of its tasks until it ends. Exit status: 0 the execution succeeded, 1 it failed (or was
-cancelled), 2 the request was refused, skipped (Forbid: a previous run is still active) or
-could not be followed.
+of its tasks until it ends. Exit status: 0 published (without --wait) or the execution
+succeeded, 1 it failed (or was cancelled), 2 the request was refused (here or by the trigger
+function), skipped (Forbid: a previous run is still active) or could not be followed.
 
 Environment: RUNWAY_INVENTORY, RUNWAY_STATE (for --wait), RUNWAY_EMULATOR_HOST (local platform),
 CI_PIPELINE_ID and CI_JOB_ID, GITLAB_USER_LOGIN and CI_JOB_URL (who asked).`,
@@ -71,7 +72,7 @@ CI_PIPELINE_ID and CI_JOB_ID, GITLAB_USER_LOGIN and CI_JOB_URL (who asked).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			workload := args[0]
 			f.args = append(f.args, args[1:]...)
-			return runRun(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), workload, f, os.Getenv)
+			return runRun(cmd.Context(), e, workload, f)
 		},
 	}
 	fl := cmd.Flags()
@@ -79,11 +80,11 @@ CI_PIPELINE_ID and CI_JOB_ID, GITLAB_USER_LOGIN and CI_JOB_URL (who asked).`,
 	fl.StringArrayVar(&f.args, "args", nil, "an argument replacing the job's args (repeatable; or give them after --)")
 	fl.BoolVar(&f.clearArgs, "clear-args", false, "run the job without its args")
 	fl.IntVar(&f.taskCount, "task-count", 0, "number of tasks (default: the job's)")
-	fl.StringVar(&f.timeout, "timeout", "", "per-attempt timeout such as 30m (default: the job's)")
+	fl.StringVar(&f.timeout, "timeout", "", "the job's per-attempt timeout for this run, such as 30m (default: the job's)")
 	fl.StringVar(&f.policy, "concurrency-policy", "", "Allow, Forbid or Replace for this run (default: the job's)")
 	fl.StringVar(&f.reason, "reason", "", "why the job is run (recorded)")
 	fl.StringVar(&f.requestID, "request-id", "", "the request id (default: ci-$CI_PIPELINE_ID-$CI_JOB_ID in GitLab CI, random otherwise)")
-	fl.StringVar(&f.inventory, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
+	e.addInventoryFlag(cmd)
 	fl.BoolVar(&f.wait, "wait", false, "follow the execution until it ends; exit 0 succeeded, 1 failed, 2 refused or skipped")
 	fl.DurationVar(&f.answerTimeout, "answer-timeout", 5*time.Minute, "with --wait: how long to wait for the trigger function's answer")
 	fl.DurationVar(&f.poll, "poll-interval", 2*time.Second, "with --wait: how often to look at the execution")
@@ -91,8 +92,8 @@ CI_PIPELINE_ID and CI_JOB_ID, GITLAB_USER_LOGIN and CI_JOB_URL (who asked).`,
 	return cmd
 }
 
-// runRequest builds the request f describes, or says which flag is wrong. The trigger function
-// checks every rule again and is the authority; this catches what can't even be expressed.
+// runRequest builds the request f describes, or says which flag can't even be expressed as a
+// request (--env without =, or twice). The request's rules are checked by checkRun.
 func runRequest(workload string, f runFlags, lookup func(string) string) (platform.RunRequest, error) {
 	req := platform.RunRequest{
 		RequestID:         f.requestID,
@@ -121,15 +122,25 @@ func runRequest(workload string, f runFlags, lookup func(string) string) (platfo
 		}
 		req.Env[k] = v
 	}
-	if f.timeout != "" {
-		if _, err := time.ParseDuration(f.timeout); err != nil {
-			return req, fmt.Errorf("--timeout %q: want a duration such as 90s or 2h", f.timeout)
-		}
-	}
-	if f.taskCount < 0 {
-		return req, fmt.Errorf("--task-count %d: want at least 1", f.taskCount)
-	}
 	return req, nil
+}
+
+// checkRun encodes req as it will be published and decodes it as the trigger function will
+// (platform.DecodeRunRequest), so a request the function would refuse is refused here, in
+// its words, before anything is published.
+func checkRun(req platform.RunRequest) ([]byte, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("run request: %w", err)
+	}
+	_, problems, err := platform.DecodeRunRequest(data)
+	switch {
+	case err != nil:
+		return nil, exitError{code: runNotRun, err: err}
+	case len(problems) > 0:
+		return nil, exitError{code: runNotRun, err: fmt.Errorf("run request refused: %s", platform.RunRefusal(problems))}
+	}
+	return data, nil
 }
 
 // requestedBy names who asked: the GitLab user and CI job, or the local user.
@@ -144,34 +155,32 @@ func requestedBy(lookup func(string) string) string {
 	return who
 }
 
-func runRun(ctx context.Context, out, stderr io.Writer, workload string, f runFlags, lookup func(string) string) error {
-	if f.inventory == "" {
-		return fmt.Errorf("no inventory: pass --inventory or set %s", platform.EnvInventory)
-	}
-	inv, err := inventory.Load(f.inventory)
+// runRun publishes the run request f describes for workload, and with --wait follows it.
+func runRun(ctx context.Context, e *cmdEnv, workload string, f runFlags) error {
+	out, stderr := e.out, e.errOut
+	w, err := e.job(ctx, workload, runNotRun)
 	if err != nil {
 		return err
 	}
-	w, ok := inv.Lookup(workload)
-	if !ok || w.Type != inventory.Job {
-		return fmt.Errorf("workload %q is not a job in %s", workload, f.inventory)
+	req, err := runRequest(workload, f, e.getenv)
+	if err != nil {
+		return err
 	}
-	req, err := runRequest(workload, f, lookup)
+	data, err := checkRun(req)
 	if err != nil {
 		return err
 	}
 	var store state.Store
 	if f.wait {
-		if store, err = state.Open(lookup(state.EnvVar)); err != nil {
+		if store, err = e.openStore(ctx); err != nil {
 			return fmt.Errorf("--wait reads the outcome from the state store: %w", err)
 		}
 	}
-	cl, err := gcp.Dial(ctx, gcp.FromEnv(w.GCPProject))
+	cl, err := e.gcpClients(ctx, w.GCPProject)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	if err := publishRun(ctx, cl, w.GCPProject, req); err != nil {
+	if err := publishRun(ctx, cl, w.GCPProject, req.Workload, data); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "run request %s published for %s\n", req.RequestID, workload)
@@ -190,12 +199,9 @@ func runRun(ctx context.Context, out, stderr io.Writer, workload string, f runFl
 	return followExecution(ctx, out, stderr, cl, rec, f.poll)
 }
 
-func publishRun(ctx context.Context, cl *gcp.Clients, project string, req platform.RunRequest) error {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	topic := platform.TriggerTopic(req.Workload)
+// publishRun publishes the run request body data on workload's trigger topic.
+func publishRun(ctx context.Context, cl *gcp.Clients, project, workload string, data []byte) error {
+	topic := platform.TriggerTopic(workload)
 	pub := cl.PubSub.Publisher(topic)
 	defer pub.Stop()
 	msg := &pubsub.Message{Data: data, Attributes: map[string]string{platform.AttrKind: platform.KindRun}}

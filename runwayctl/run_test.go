@@ -239,9 +239,12 @@ func TestRunRefusesBadFlags(t *testing.T) {
 	}{
 		{name: "env without a value", args: []string{"run", "nightly", "--env", "LEVEL"}, want: `--env "LEVEL": want NAME=VALUE`},
 		{name: "env twice", args: []string{"run", "nightly", "--env", "A=1", "--env", "A=2"}, want: "--env A is given twice"},
-		{name: "bad timeout", args: []string{"run", "nightly", "--timeout", "ten"}, want: `--timeout "ten": want a duration such as 90s or 2h`},
-		{name: "a service", args: []string{"run", "web"}, want: `workload "web" is not a job in`},
-		{name: "unknown workload", args: []string{"run", "ghost"}, want: `workload "ghost" is not a job in`},
+		{name: "bad timeout", args: []string{"run", "nightly", "--timeout", "ten"}, want: `runwayctl: run request refused: timeout: "ten" is not a duration such as 90s or 2h`},
+		{name: "every broken rule", args: []string{"run", "nightly", "--timeout", "1.5s", "--task-count", "-1", "--env", "RUNWAY_X=1", "--concurrency-policy", "forbid"},
+			want: `runwayctl: run request refused: env: "RUNWAY_X" is reserved: CLOUD_RUN_* and RUNWAY_* are set by the platform; task_count: is -1; it must be between 1 and 10000 (Cloud Run's limit); timeout: is 1.5s; Cloud Run takes whole seconds; concurrency_policy: "forbid" is not one of Allow, Forbid, Replace`},
+		{name: "clear args with args", args: []string{"run", "nightly", "--clear-args", "--", "x"}, want: "args: clear_args and args are mutually exclusive"},
+		{name: "a service", args: []string{"run", "web"}, want: `runwayctl: workload "web" is a service, not a job (`},
+		{name: "unknown workload", args: []string{"run", "ghost"}, want: `runwayctl: workload "ghost" is not in the inventory (`},
 		{name: "no inventory", args: []string{"run", "nightly", "--inventory", ""}, want: "no inventory: pass --inventory or set RUNWAY_INVENTORY"},
 	}
 	for _, tt := range tests {

@@ -9,7 +9,7 @@ import (
 	"runwayjobs.dev/shared/schedule"
 )
 
-func newScheduleCmd(now func() time.Time) *cobra.Command {
+func newScheduleCmd(e *cmdEnv) *cobra.Command {
 	var tz, after string
 	var count int
 	cmd := &cobra.Command{
@@ -20,8 +20,8 @@ next COUNT run times strictly after --after (default: now), one RFC3339 UTC time
 The schedule is read in --time-zone, as spec.time_zone does. Invalid expressions exit 1.`,
 		Example: `  runwayctl schedule "30 6-16/4 * * 1-5" --time-zone Europe/Berlin --count 5`,
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			from := now()
+		RunE: func(_ *cobra.Command, args []string) error {
+			from := e.hostNow()
 			if after != "" {
 				t, err := time.Parse(time.RFC3339, after)
 				if err != nil {
@@ -34,10 +34,10 @@ The schedule is read in --time-zone, as spec.time_zone does. Invalid expressions
 			}
 			s, err := schedule.Parse(args[0], tz)
 			if err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return exitError{code: 1}
+				fmt.Fprintln(e.errOut, err)
+				return exitError{code: exitFailed}
 			}
-			out := cmd.OutOrStdout()
+			out := e.out
 			fmt.Fprintln(out, s.Describe())
 			for _, t := range s.NextN(from, count) {
 				fmt.Fprintln(out, t.UTC().Format(time.RFC3339))

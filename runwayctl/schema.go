@@ -8,8 +8,8 @@ import (
 	"runwayjobs.dev/shared/manifest"
 )
 
-func newSchemaCmd() *cobra.Command {
-	var format string
+func newSchemaCmd(e *cmdEnv) *cobra.Command {
+	var format *formatFlag
 	cmd := &cobra.Command{
 		Use:   "schema",
 		Short: "Print the RunwayJob JSON Schema (draft 2020-12) that validate uses",
@@ -17,18 +17,15 @@ func newSchemaCmd() *cobra.Command {
 save it and add "# yaml-language-server: $schema=<path>" to the top of .runway/runway.yml.
 --format markdown prints the manifest reference (docs/manifest.md) generated from it.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			switch format {
-			case "json":
-				_, err := cmd.OutOrStdout().Write(manifest.SchemaJSON())
-				return err
-			case "markdown":
-				_, err := fmt.Fprint(cmd.OutOrStdout(), manifest.Reference())
+		RunE: func(*cobra.Command, []string) error {
+			if format.value == "markdown" {
+				_, err := fmt.Fprint(e.out, manifest.Reference())
 				return err
 			}
-			return fmt.Errorf("--format must be json or markdown, not %q", format)
+			_, err := e.out.Write(manifest.SchemaJSON())
+			return err
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "json", "json (the schema) or markdown (the reference)")
+	format = addFormatFlag(cmd, "json (the schema) or markdown (the reference)", "json", "markdown")
 	return cmd
 }

@@ -67,5 +67,5 @@ func TestSchemaUnknownFormat(t *testing.T) {
 	if code != 2 || stdout != "" {
 		t.Errorf("exit %d, stdout %q; want 2 and nothing", code, stdout)
 	}
-	assertLines(t, "stderr", stderr, []string{`runwayctl: --format must be json or markdown, not "yaml"`})
+	assertLines(t, "stderr", stderr, []string{`runwayctl: invalid argument "yaml" for "--format" flag: must be json or markdown`})
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -54,68 +53,82 @@ type executionStatus struct {
 	Retried   int32      `json:"retried"`
 }
 
-func newStatusCmd(now func() time.Time) *cobra.Command {
-	var (
-		invPath, format string
-		last            int
-	)
+// statusOptions are the options of runwayctl status.
+type statusOptions struct {
+	workload string // "" for every job workload
+	format   *formatFlag
+	last     int
+}
+
+func newStatusCmd(e *cmdEnv) *cobra.Command {
+	var o statusOptions
 	cmd := &cobra.Command{
 		Use:   "status [WORKLOAD]",
 		Short: "Show a job's schedule, next runs, last executions and skipped or missed slots",
 		Long: `Without a workload: one line per job workload of the inventory. With one: its schedule in
-words with the next runs, whether it is suspended, its last executions (result, duration and
-trigger: manual or the slot they served), and the slots the trigger skipped (Forbid, suspend)
-or recorded as missed (starting deadline). --format json for scripts.`,
+words with the next runs (on the platform's clock: the emulator's under runwayctl dev
+--manual-clock), whether it is suspended, its last executions (result, duration and trigger:
+manual or the slot they served), and the slots the trigger skipped (Forbid, suspend) or
+recorded as missed (starting deadline), read from RUNWAY_STATE when it is set. --format json
+for scripts. Exit status 1 when the workload is not a job of the inventory.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("--format must be text or json, not %q", format)
-			}
-			if invPath == "" {
-				return fmt.Errorf("no inventory: pass --inventory or set %s", platform.EnvInventory)
-			}
-			inv, err := inventory.Load(invPath)
-			if err != nil {
-				return err
-			}
-			var workloads []inventory.Workload
 			if len(args) == 1 {
-				w, ok := inv.Lookup(args[0])
-				if !ok || w.Type != inventory.Job {
-					return fmt.Errorf("workload %q is not a job in %s", args[0], invPath)
-				}
-				workloads = []inventory.Workload{w}
-			} else {
-				workloads = inv.Jobs()
+				o.workload = args[0]
 			}
-			store, _ := state.Open(os.Getenv(state.EnvVar)) // optional: without it, no skipped/missed slots
-			ctx := cmd.Context()
-			var all []workloadStatus
-			for _, w := range workloads {
-				s, err := loadStatus(ctx, w, store, now(), last)
-				if err != nil {
-					return err
-				}
-				all = append(all, s)
-			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(all)
-			}
-			if len(args) == 1 {
-				printStatus(out, all[0])
-			} else {
-				printStatusTable(out, all)
-			}
-			return nil
+			return runStatus(cmd.Context(), e, o)
 		},
 	}
-	cmd.Flags().StringVar(&invPath, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
-	cmd.Flags().IntVar(&last, "last", 10, "how many executions to show")
+	e.addInventoryFlag(cmd)
+	o.format = addFormatFlag(cmd, "output format: text or json", "text", "json")
+	cmd.Flags().IntVar(&o.last, "last", 10, "how many executions to show")
 	return cmd
+}
+
+// runStatus prints the status of o's workload, or of every job workload.
+func runStatus(ctx context.Context, e *cmdEnv, o statusOptions) error {
+	var workloads []inventory.Workload
+	if o.workload != "" {
+		w, err := e.job(ctx, o.workload, exitFailed)
+		if err != nil {
+			return err
+		}
+		workloads = []inventory.Workload{w}
+	} else {
+		inv, err := e.loadInventory(ctx)
+		if err != nil {
+			return err
+		}
+		workloads = inv.Jobs()
+	}
+	store, err := e.optionalStore(ctx) // without RUNWAY_STATE: no skipped/missed slots
+	if err != nil {
+		return fmt.Errorf("%s: %w", state.EnvVar, err)
+	}
+	now := e.now()
+	var all []workloadStatus
+	for _, w := range workloads {
+		cl, err := e.gcpClients(ctx, w.GCPProject)
+		if err != nil {
+			return err
+		}
+		s, err := loadStatus(ctx, cl, w, store, now, o.last)
+		if err != nil {
+			return err
+		}
+		all = append(all, s)
+	}
+	if o.format.value == "json" {
+		enc := json.NewEncoder(e.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(all)
+	}
+	if o.workload != "" {
+		printStatus(e.out, all[0])
+	} else {
+		printStatusTable(e.out, all)
+	}
+	return nil
 }
 
 // findJob returns the workload's Cloud Run job in the first of its regions that has it.
@@ -133,13 +146,9 @@ func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb
 	return nil, nil
 }
 
-func loadStatus(ctx context.Context, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
+// loadStatus reads the status of w through cl, with now the platform's time.
+func loadStatus(ctx context.Context, cl *gcp.Clients, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
 	s := workloadStatus{Workload: w.Name}
-	cl, err := gcp.Dial(ctx, gcp.FromEnv(w.GCPProject))
-	if err != nil {
-		return s, err
-	}
-	defer cl.Close()
 	job, err := findJob(ctx, cl, w)
 	if err != nil || job == nil {
 		return s, err
@@ -297,76 +306,89 @@ func printStatusTable(out io.Writer, all []workloadStatus) {
 	tw.Flush()
 }
 
-func newLogsCmd() *cobra.Command {
-	var (
-		invPath string
-		task    int
-	)
+// logsOptions are the options of runwayctl logs.
+type logsOptions struct {
+	workload  string
+	execution string // "" for the latest
+	task      int    // -1 for every task
+}
+
+func newLogsCmd(e *cmdEnv) *cobra.Command {
+	var o logsOptions
 	cmd := &cobra.Command{
 		Use:   "logs WORKLOAD [EXECUTION]",
 		Short: "Print the output of an execution's tasks (default: the latest execution)",
 		Long: `Print what an execution's task attempts wrote. On the local platform the output is read
-from the emulator; against Google Cloud the command prints the execution's Cloud Logging link.`,
+from the emulator; against Google Cloud the command prints the execution's Cloud Logging link.
+Exit status 1 when the workload is not a job of the inventory.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if invPath == "" {
-				return fmt.Errorf("no inventory: pass --inventory or set %s", platform.EnvInventory)
-			}
-			inv, err := inventory.Load(invPath)
-			if err != nil {
-				return err
-			}
-			w, ok := inv.Lookup(args[0])
-			if !ok || w.Type != inventory.Job {
-				return fmt.Errorf("workload %q is not a job in %s", args[0], invPath)
-			}
-			ctx := cmd.Context()
-			cfg := gcp.FromEnv(w.GCPProject)
-			cl, err := gcp.Dial(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			job, err := findJob(ctx, cl, w)
-			if err != nil {
-				return err
-			}
-			if job == nil {
-				return fmt.Errorf("%s is not deployed", w.Name)
-			}
-			name := job.GetLatestCreatedExecution().GetName()
+			o.workload = args[0]
 			if len(args) == 2 {
-				name = job.Name + "/executions/" + args[1]
+				o.execution = args[1]
 			}
-			if name == "" {
-				return fmt.Errorf("%s has no executions yet", w.Name)
-			}
-			x, err := cl.Executions.GetExecution(ctx, &runpb.GetExecutionRequest{Name: name})
-			if err != nil {
-				return fmt.Errorf("run.GetExecution %s: %w", name, err)
-			}
-			if cfg.EmulatorHost == "" || !strings.HasPrefix(x.LogUri, "http://"+cfg.EmulatorHost+"/") {
-				fmt.Fprintf(cmd.OutOrStdout(), "logs of %s: %s\n", name, x.LogUri)
-				return nil
-			}
-			uri := x.LogUri
-			if task >= 0 {
-				uri += fmt.Sprintf("?task=%d", task)
-			}
-			resp, err := http.Get(uri)
-			if err != nil {
-				return fmt.Errorf("read logs: %w", err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-				return fmt.Errorf("read logs %s: %s: %s", uri, resp.Status, strings.TrimSpace(string(b)))
-			}
-			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
-			return err
+			return runLogs(cmd.Context(), e, o)
 		},
 	}
-	cmd.Flags().StringVar(&invPath, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
-	cmd.Flags().IntVar(&task, "task", -1, "only this task index")
+	e.addInventoryFlag(cmd)
+	cmd.Flags().IntVar(&o.task, "task", -1, "only this task index")
 	return cmd
+}
+
+// runLogs prints the output of o's execution, or its Cloud Logging link.
+func runLogs(ctx context.Context, e *cmdEnv, o logsOptions) error {
+	w, err := e.job(ctx, o.workload, exitFailed)
+	if err != nil {
+		return err
+	}
+	cl, err := e.gcpClients(ctx, w.GCPProject)
+	if err != nil {
+		return err
+	}
+	job, err := findJob(ctx, cl, w)
+	if err != nil {
+		return err
+	}
+	if job == nil {
+		return fmt.Errorf("%s is not deployed", w.Name)
+	}
+	name := job.GetLatestCreatedExecution().GetName()
+	if o.execution != "" {
+		name = job.Name + "/executions/" + o.execution
+	}
+	if name == "" {
+		return fmt.Errorf("%s has no executions yet", w.Name)
+	}
+	x, err := cl.Executions.GetExecution(ctx, &runpb.GetExecutionRequest{Name: name})
+	if err != nil {
+		return fmt.Errorf("run.GetExecution %s: %w", name, err)
+	}
+	host := e.gcpConfig(w.GCPProject).EmulatorHost
+	if host == "" || !strings.HasPrefix(x.LogUri, "http://"+host+"/") {
+		fmt.Fprintf(e.out, "logs of %s: %s\n", name, x.LogUri)
+		return nil
+	}
+	return copyEmulatorLogs(ctx, e.out, x.LogUri, o.task)
+}
+
+// copyEmulatorLogs copies the output the emulator kept at uri (of one task, unless task < 0).
+func copyEmulatorLogs(ctx context.Context, out io.Writer, uri string, task int) error {
+	if task >= 0 {
+		uri += fmt.Sprintf("?task=%d", task)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return fmt.Errorf("read logs: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("read logs: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return fmt.Errorf("read logs %s: %s: %s", uri, resp.Status, strings.TrimSpace(string(b)))
+	}
+	_, err = io.Copy(out, resp.Body)
+	return err
 }

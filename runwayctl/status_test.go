@@ -12,6 +12,7 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 
 	"runwayjobs.dev/shared/emulator"
+	emuclock "runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/platform"
@@ -25,10 +26,12 @@ const statusInventory = `inventory:
 
 // TestStatusAndLogs builds the world with the official clients (a Runway-managed job, one
 // scheduled and one failed manual execution, a skipped slot in the store), then reads it back
-// through status and logs.
+// through status and logs. The emulator runs on a manual clock two hours ahead of the host's
+// (the test's fixed clock): status's next runs are the platform's.
 func TestStatusAndLogs(t *testing.T) {
 	ctx := context.Background()
-	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
+	platformClock := emuclock.NewManual(clock.Add(2 * time.Hour))
+	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond, Clock: platformClock})
 	cl, err := gcp.Dial(ctx, emulatortest.Config(emu, "proj-s"))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func TestStatusAndLogs(t *testing.T) {
 		}
 	}
 	run(map[string]string{platform.EnvTrigger: platform.TriggerSchedule, platform.EnvScheduledTime: "2026-11-26T15:55:00Z"})
-	time.Sleep(10 * time.Millisecond) // distinct creation times, so the order is known
+	platformClock.Advance(time.Minute) // distinct creation times, so the order is known
 	run(map[string]string{platform.EnvTrigger: platform.TriggerManual, "CODE": "3"})
 	rec, _ := json.Marshal(platform.RunRecord{Workload: "cron-a", Trigger: platform.TriggerSchedule, Outcome: platform.RunSkipped,
 		Reason: "previous run still active", ScheduledTime: time.Date(2026, 11, 26, 15, 50, 0, 0, time.UTC)})
@@ -83,7 +86,7 @@ func TestStatusAndLogs(t *testing.T) {
 	}
 	for _, want := range []string{
 		"schedule   Every 5 minutes, every day (*/5 * * * *, Etc/UTC)",
-		"next       2026-11-26T16:05:00Z, 2026-11-26T16:10:00Z, 2026-11-26T16:15:00Z",
+		"next       2026-11-26T18:05:00Z, 2026-11-26T18:10:00Z, 2026-11-26T18:15:00Z",
 		"schedule 2026-11-26T15:55:00Z  succeeded",
 		"manual                         failed",
 		"slot 2026-11-26T15:50:00Z  skipped: previous run still active",

@@ -19,8 +19,9 @@ import (
 	"runwayjobs.dev/shared/manifest"
 )
 
-func newValidateCmd(now func() time.Time) *cobra.Command {
-	var format, invPath string
+func newValidateCmd(e *cmdEnv) *cobra.Command {
+	var invPath string
+	var format *formatFlag
 	cmd := &cobra.Command{
 		Use:   "validate [FILE|DIR|DIR/...]...",
 		Short: "Validate RunwayJob manifests (and inventories)",
@@ -32,9 +33,6 @@ Each valid file prints one line: the workload, on demand or the schedule in word
 three run times (UTC). Every problem prints as FILE:LINE:COL: message. Exit status 1 when any
 file is invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("--format must be text or json, not %q", format)
-			}
 			files, err := expand(args)
 			if err != nil {
 				return err
@@ -52,16 +50,16 @@ file is invalid.`,
 					results = append(results, validateInventory(f))
 					continue
 				}
-				results = append(results, validateManifest(f, inv, now()))
+				results = append(results, validateManifest(f, inv, e.hostNow()))
 			}
-			invalid := report(cmd.OutOrStdout(), cmd.ErrOrStderr(), format, results)
+			invalid := report(e.out, e.errOut, format.value, results)
 			if invalid > 0 {
-				return exitError{code: 1}
+				return exitError{code: exitFailed}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	format = addFormatFlag(cmd, "output format: text or json", "text", "json")
 	cmd.Flags().StringVar(&invPath, "inventory", "", "inventory.yml to check each workload against (listed as a job, region, image repository)")
 	return cmd
 }

@@ -694,7 +694,7 @@ func TestValidateUsageErrors(t *testing.T) {
 		{
 			name:       "unknown format",
 			args:       []string{"validate", "--format", "yaml", "../examples/..."},
-			wantStderr: `runwayctl: --format must be text or json, not "yaml"`,
+			wantStderr: `runwayctl: invalid argument "yaml" for "--format" flag: must be text or json`,
 		},
 		{
 			name:       "a directory without .runway",

@@ -164,12 +164,12 @@ func (h *Handler) workloadOf(msg event.Message) (inventory.Workload, error) {
 
 // manual handles a run request published by runwayctl run.
 func (h *Handler) manual(ctx context.Context, w inventory.Workload, msg event.Message) error {
-	req, problems, err := decodeRunRequest(msg.Data)
+	req, problems, err := platform.DecodeRunRequest(msg.Data)
 	if err != nil {
 		return event.Permanent(fmt.Errorf("message %s: %w", msg.ID, err))
 	}
 	if req.RequestID == "" {
-		return event.Permanent(fmt.Errorf("message %s: %w", msg.ID, errNoRequestID))
+		return event.Permanent(fmt.Errorf("message %s: %w", msg.ID, platform.ErrNoRequestID))
 	}
 	r := request{
 		workload:  w,
@@ -182,7 +182,7 @@ func (h *Handler) manual(ctx context.Context, w inventory.Workload, msg event.Me
 		problems = append([]string{fmt.Sprintf("workload: the request names %q but was published on the trigger topic of %q", req.Workload, w.Name)}, problems...)
 	}
 	if len(problems) > 0 {
-		return h.refuse(ctx, r, strings.Join(problems, "; "))
+		return h.refuse(ctx, r, platform.RunRefusal(problems))
 	}
 	job, err := h.locate(ctx, w)
 	if err != nil {

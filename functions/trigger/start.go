@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -194,12 +196,12 @@ func overridesOf(r request, job *runpb.Job) *runpb.RunJobRequest_Overrides {
 	ov := &runpb.RunJobRequest_Overrides{}
 	if q := r.run; q != nil {
 		co.Args, co.ClearArgs = q.Args, q.ClearArgs
-		for _, k := range sortedKeys(q.Env) {
+		for _, k := range slices.Sorted(maps.Keys(q.Env)) {
 			co.Env = append(co.Env, plainEnv(k, q.Env[k]))
 		}
 		ov.TaskCount = int32(q.TaskCount)
 		if q.Timeout != "" {
-			d, _ := time.ParseDuration(q.Timeout) // checked by checkRunRequest
+			d, _ := time.ParseDuration(q.Timeout) // checked by platform.CheckRunRequest
 			ov.Timeout = durationpb.New(d)
 		}
 	}

@@ -127,6 +127,19 @@ func (inv *Inventory) Lookup(name string) (Workload, bool) {
 	return Workload{}, false
 }
 
+// Job returns the job workload named name, or an error saying, in the words the deploy and
+// trigger functions refuse a request with, that it is not in the inventory or not a job.
+func (inv *Inventory) Job(name string) (Workload, error) {
+	w, ok := inv.Lookup(name)
+	switch {
+	case !ok:
+		return w, fmt.Errorf("workload %q is not in the inventory", name)
+	case w.Type != Job:
+		return w, fmt.Errorf("workload %q is a %s, not a job", name, w.Type)
+	}
+	return w, nil
+}
+
 // Jobs returns the job workloads, in inventory order.
 func (inv *Inventory) Jobs() []Workload {
 	var out []Workload

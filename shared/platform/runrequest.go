@@ -1,4 +1,4 @@
-package trigger
+package platform
 
 import (
 	"bytes"
@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"runwayjobs.dev/shared/manifest"
-	"runwayjobs.dev/shared/platform"
 )
 
 // Bounds of a run request. Cloud Run's own limits (task_count, timeout) come first; the others
@@ -27,19 +27,39 @@ const (
 	MaxRequestID   = 256
 	MaxReason      = 1024
 	MaxRequestedBy = 256
+	// MaxRunRequestBody bounds the JSON body before it is decoded: every field at its limit,
+	// escaped, fits well within it.
+	MaxRunRequestBody = 1 << 20
 )
 
-// policies are the concurrency policies a request may ask for.
-var policies = []manifest.ConcurrencyPolicy{manifest.Allow, manifest.Forbid, manifest.Replace}
+// runPolicies are the concurrency policies a request may ask for.
+var runPolicies = []manifest.ConcurrencyPolicy{manifest.Allow, manifest.Forbid, manifest.Replace}
 
-// errNoRequestID is a run request that cannot be recorded: without an id there is no key.
-var errNoRequestID = errors.New("run request: request_id is missing")
+// ErrNoRequestID is a run request that cannot be recorded: without an id there is no key.
+var ErrNoRequestID = errors.New("run request: request_id is missing")
 
-// decodeRunRequest reads a run request body. A body that is not a RunRequest at all returns an
-// error; a RunRequest that breaks a rule returns the request and every problem, each saying
-// exactly why.
-func decodeRunRequest(data []byte) (platform.RunRequest, []string, error) {
-	var req platform.RunRequest
+// runRequestFields are RunRequest's JSON field names, in declaration order.
+var runRequestFields = func() []string {
+	t := reflect.TypeFor[RunRequest]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}()
+
+// DecodeRunRequest reads a run request body, as the trigger function receives it from Pub/Sub.
+// A body that is not a RunRequest at all (too large, not JSON, a wrong type) returns an error;
+// a RunRequest that breaks a rule returns the request and every problem, each saying exactly
+// why (CheckRunRequest; an unknown field is one problem, and the request is still read so the
+// refusal can be recorded under its id). runwayctl run decodes the body it is about to publish
+// with it, so both sides refuse a request in the same words.
+func DecodeRunRequest(data []byte) (RunRequest, []string, error) {
+	var req RunRequest
+	if len(data) > MaxRunRequestBody {
+		return req, nil, fmt.Errorf("run request body: is %d bytes; at most %d", len(data), MaxRunRequestBody)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&req)
@@ -50,15 +70,14 @@ func decodeRunRequest(data []byte) (platform.RunRequest, []string, error) {
 	}
 	if err != nil {
 		if field, ok := unknownField(err); ok {
-			// Still read the id and workload so the refusal can be recorded.
-			var loose platform.RunRequest
+			var loose RunRequest
 			if json.Unmarshal(data, &loose) == nil {
 				return loose, []string{unknownFieldProblem(field)}, nil
 			}
 		}
 		return req, nil, fmt.Errorf("run request body: %w", err)
 	}
-	return req, checkRunRequest(req), nil
+	return req, CheckRunRequest(req), nil
 }
 
 // unknownField returns the field name of encoding/json's "json: unknown field" error.
@@ -72,12 +91,12 @@ func unknownFieldProblem(field string) string {
 	case "image", "command", "entrypoint":
 		return fmt.Sprintf("%s: there is no %s override (Cloud Run overrides only args, env, task_count and timeout); deploy a new version of the job instead", field, field)
 	}
-	return fmt.Sprintf("%s: unknown field (known: request_id, workload, args, clear_args, env, task_count, timeout, concurrency_policy, reason, requested_by)", field)
+	return fmt.Sprintf("%s: unknown field (known: %s)", field, strings.Join(runRequestFields, ", "))
 }
 
-// checkRunRequest returns every rule req breaks, in field order. The workload is checked by the
-// caller, against the topic.
-func checkRunRequest(req platform.RunRequest) []string {
+// CheckRunRequest returns every rule req breaks, in field order; none for a valid request.
+// The workload is checked by the trigger function, against the topic the request came on.
+func CheckRunRequest(req RunRequest) []string {
 	var ps []string
 	fail := func(format string, args ...any) { ps = append(ps, fmt.Sprintf(format, args...)) }
 
@@ -105,7 +124,12 @@ func checkRunRequest(req platform.RunRequest) []string {
 	if len(req.Env) > MaxEnv {
 		fail("env: %d variables; at most %d", len(req.Env), MaxEnv)
 	}
-	for _, name := range sortedKeys(req.Env) {
+	names := make([]string, 0, len(req.Env))
+	for name := range req.Env {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
 		v := req.Env[name]
 		size += len(name) + len(v)
 		if msg := manifest.EnvNameProblem(name); msg != "" {
@@ -136,7 +160,7 @@ func checkRunRequest(req platform.RunRequest) []string {
 			fail("timeout: is %s; Cloud Run takes whole seconds", d)
 		}
 	}
-	if p := req.ConcurrencyPolicy; p != "" && !slices.Contains(policies, manifest.ConcurrencyPolicy(p)) {
+	if p := req.ConcurrencyPolicy; p != "" && !slices.Contains(runPolicies, manifest.ConcurrencyPolicy(p)) {
 		fail("concurrency_policy: %q is not one of Allow, Forbid, Replace", p)
 	}
 	if len(req.Reason) > MaxReason {
@@ -148,13 +172,8 @@ func checkRunRequest(req platform.RunRequest) []string {
 	return ps
 }
 
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+// RunRefusal is the reason a run request breaking problems is refused with: what the trigger
+// function records and runwayctl run prints.
+func RunRefusal(problems []string) string { return strings.Join(problems, "; ") }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
