@@ -324,6 +324,47 @@ func TestPlatformRunWait(t *testing.T) {
 	}
 }
 
+// TestPlatformRunRefusedAlike: a run request that breaks the rules is refused by runwayctl run
+// before anything is published, and the same request published straight onto the trigger
+// topic is refused by the trigger function, in the same words (status shows its record).
+func TestPlatformRunRefusedAlike(t *testing.T) {
+	p := startDev(t, time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+	tests := []struct {
+		name  string
+		flags []string
+		req   platform.RunRequest
+	}{
+		{name: "timeout", flags: []string{"--timeout", "1.5s"}, req: platform.RunRequest{Timeout: "1.5s"}},
+		{name: "every rule", flags: []string{"--env", "RUNWAY_X=1", "--task-count", "-1", "--concurrency-policy", "forbid", "--clear-args", "--args", "x"},
+			req: platform.RunRequest{Env: map[string]string{"RUNWAY_X": "1"}, TaskCount: -1, ConcurrencyPolicy: "forbid", ClearArgs: true, Args: []string{"x"}}},
+	}
+	pub := p.cl.PubSub.Publisher(platform.TopicPath("gitlab-runway-hello", platform.TriggerTopic("hello-runway")))
+	defer pub.Stop()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, stderr, code := p.runwayctl(t, repoRoot, append([]string{"run", "hello-runway", "--wait"}, tt.flags...)...)
+			reason, ok := strings.CutPrefix(strings.TrimSpace(stderr), "runwayctl: run request refused: ")
+			if code != 2 || !ok {
+				t.Fatalf("runwayctl run %v: exit %d, stderr %q; want 2 and the refusal", tt.flags, code, stderr)
+			}
+			tt.req.RequestID, tt.req.Workload = fmt.Sprintf("e2e-refused-%d", i), "hello-runway"
+			body, _ := json.Marshal(tt.req)
+			msg := &pubsub.Message{Data: body, Attributes: map[string]string{platform.AttrKind: platform.KindRun}}
+			if _, err := pub.Publish(t.Context(), msg).Get(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			want := "refused: " + reason
+			var status string
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				if status, _, _ = p.runwayctl(t, repoRoot, "status", "hello-runway"); strings.Contains(status, want) {
+					return
+				}
+			}
+			t.Errorf("status does not show the trigger's refusal %q:\n%s", want, status)
+		})
+	}
+}
+
 // TestPlatformArtifactPush: a push of the tag the manifest tracks moves the job to the digest.
 func TestPlatformArtifactPush(t *testing.T) {
 	p := startDev(t, time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
