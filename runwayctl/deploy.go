@@ -175,6 +175,9 @@ Environment: RUNWAY_INVENTORY, RUNWAY_STATE (for --wait), RUNWAY_EMULATOR_HOST (
 			if len(args) == 1 {
 				o.file = args[0]
 			}
+			if cmd.Flags().Changed("timeout") {
+				fmt.Fprintln(e.errOut, "runwayctl: deploy --timeout is deprecated: use --answer-timeout (--timeout is the job's timeout in runwayctl run)")
+			}
 			return runDeploy(cmd.Context(), e, o)
 		},
 	}
@@ -183,9 +186,10 @@ Environment: RUNWAY_INVENTORY, RUNWAY_STATE (for --wait), RUNWAY_EMULATOR_HOST (
 	fl.BoolVar(&o.wait, "wait", false, "wait until the request is reconciled; exit 1 if it was refused")
 	fl.BoolVar(&o.delete, "delete", false, "delete the workload's jobs (needs --workload, reads no manifest)")
 	fl.DurationVar(&o.answerTimeout, "answer-timeout", 5*time.Minute, "with --wait: how long to wait for the deploy function's answer")
-	// --timeout was deploy's name for --answer-timeout; in run it is the job's timeout.
+	// --timeout was deploy's name for --answer-timeout; in run it is the job's timeout. Hidden
+	// rather than MarkDeprecated: cobra drops pflag's deprecation notice.
 	fl.DurationVar(&o.answerTimeout, "timeout", 5*time.Minute, "deprecated: use --answer-timeout")
-	_ = fl.MarkDeprecated("timeout", "use --answer-timeout (--timeout is the job's timeout in runwayctl run)")
+	_ = fl.MarkHidden("timeout")
 	return cmd
 }
 

@@ -75,7 +75,7 @@ var fromEnv = sync.OnceValues(func() (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	inv, err := inventory.Load(cfg.Inventory)
+	inv, err := inventory.Open(context.Background(), cfg.Inventory, cfg.GCP)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}

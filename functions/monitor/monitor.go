@@ -54,7 +54,7 @@ func FromEnv(ctx context.Context, lookup func(string) (string, bool)) (*Handler,
 	if err != nil {
 		return nil, err
 	}
-	inv, err := inventory.Load(cfg.InventoryPath)
+	inv, err := inventory.Open(ctx, cfg.InventoryPath, gcp.Config{EmulatorHost: cfg.EmulatorHost})
 	if err != nil {
 		return nil, fmt.Errorf("inventory %s: %w", cfg.InventoryPath, err)
 	}

@@ -48,7 +48,7 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 // FromConfig builds the Handler of cfg: it loads the inventory, opens the store and dials the
 // clients.
 func FromConfig(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
-	inv, err := inventory.Load(cfg.Inventory)
+	inv, err := inventory.Open(ctx, cfg.Inventory, cfg.GCP)
 	if err != nil {
 		return nil, fmt.Errorf("trigger: %w", err)
 	}

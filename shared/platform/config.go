@@ -9,7 +9,7 @@ import (
 
 // FunctionConfig is what the deploy and trigger functions read from their environment.
 type FunctionConfig struct {
-	// Inventory is the path of inventory.yml (RUNWAY_INVENTORY).
+	// Inventory is inventory.yml (RUNWAY_INVENTORY): a path or gs://bucket/object.
 	Inventory string
 	// State is the durable store (RUNWAY_STATE): a directory, or gs://bucket/prefix.
 	State string
