@@ -74,8 +74,9 @@ func exitCode(stderr io.Writer, err error) int {
 type cmdEnv struct {
 	out, errOut io.Writer
 	getenv      func(string) string
-	// hostNow is this machine's clock: for what runwayctl reasons about locally (validate's
-	// and schedule's next runs, the emulator's starting time).
+	// hostNow is this machine's clock: where there is no platform yet (the starting time of
+	// runwayctl emulator and dev's manual clock), and what now falls back to without an
+	// emulator.
 	hostNow func() time.Time
 
 	inv inventoryFlag // --inventory, registered by addInventoryFlag

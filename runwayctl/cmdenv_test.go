@@ -12,6 +12,9 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 
+	"runwayjobs.dev/shared/emulator"
+	emuclock "runwayjobs.dev/shared/emulator/clock"
+	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -198,5 +201,28 @@ func TestBuildVersion(t *testing.T) {
 	stdout, _, code := execute(t, "version")
 	if code != 0 || !strings.HasPrefix(stdout, "runwayctl ") || !strings.Contains(stdout, "(commit ") || !strings.Contains(stdout, ", go1.") {
 		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+}
+
+// TestPlatformClock: with RUNWAY_EMULATOR_HOST set, commands reason on the emulator's clock
+// (here a manual one, a day after the host's), without it on the host's.
+func TestPlatformClock(t *testing.T) {
+	emu := emulatortest.Start(t, emulator.Options{Clock: emuclock.NewManual(clock.Add(24 * time.Hour))})
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{name: "host", env: map[string]string{}, want: "2026-11-26T17:00:00Z"},
+		{name: "emulator", env: map[string]string{gcp.EmulatorHostEnv: emu.Addr()}, want: "2026-11-27T17:00:00Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := executeWith(t, func(k string) string { return tt.env[k] }, "schedule", "0 * * * *", "--count", "1")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			assertLines(t, "stdout", stdout, []string{"At minute 0 past every hour, every day", tt.want})
+		})
 	}
 }

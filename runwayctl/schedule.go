@@ -16,12 +16,13 @@ func newScheduleCmd(e *cmdEnv) *cobra.Command {
 		Use:   "schedule EXPR",
 		Short: "Describe a cron schedule and print its next run times (UTC)",
 		Long: `Describe a 5-field cron schedule (or @daily-style descriptor) in words, then print the
-next COUNT run times strictly after --after (default: now), one RFC3339 UTC time per line.
+next COUNT run times strictly after --after (default: now, on the platform's clock: the
+emulator's when RUNWAY_EMULATOR_HOST is set), one RFC3339 UTC time per line.
 The schedule is read in --time-zone, as spec.time_zone does. Invalid expressions exit 1.`,
 		Example: `  runwayctl schedule "30 6-16/4 * * 1-5" --time-zone Europe/Berlin --count 5`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			from := e.hostNow()
+			from := e.now()
 			if after != "" {
 				t, err := time.Parse(time.RFC3339, after)
 				if err != nil {

@@ -185,8 +185,11 @@ func loadStatus(ctx context.Context, cl *gcp.Clients, w inventory.Workload, stor
 		}
 		for _, k := range keys {
 			o, err := store.Get(ctx, k)
-			if err != nil {
-				continue
+			switch {
+			case errors.Is(err, state.ErrNotFound):
+				continue // deleted since it was listed
+			case err != nil:
+				return s, fmt.Errorf("read %s: %w", k, err)
 			}
 			var r platform.RunRecord
 			if json.Unmarshal(o.Data, &r) == nil && r.Outcome != platform.RunStarted && r.Outcome != platform.RunClaimed {

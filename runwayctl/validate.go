@@ -30,7 +30,7 @@ func newValidateCmd(e *cmdEnv) *cobra.Command {
 repository below DIR. Files named inventory.yml are validated as inventories.
 
 Each valid file prints one line: the workload, on demand or the schedule in words, and the next
-three run times (UTC). Every problem prints as FILE:LINE:COL: message. Exit status 1 when any
+three run times (UTC, from the platform's clock: the emulator's when RUNWAY_EMULATOR_HOST is set). Every problem prints as FILE:LINE:COL: message. Exit status 1 when any
 file is invalid.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			files, err := expand(args)
@@ -39,6 +39,7 @@ file is invalid.`,
 			}
 			var inv *inventory.Inventory
 			var results []result
+			now := e.now()
 			if invPath != "" {
 				r := validateInventory(invPath)
 				inv = r.inventory
@@ -50,7 +51,7 @@ file is invalid.`,
 					results = append(results, validateInventory(f))
 					continue
 				}
-				results = append(results, validateManifest(f, inv, e.hostNow()))
+				results = append(results, validateManifest(f, inv, now))
 			}
 			invalid := report(e.out, e.errOut, format.value, results)
 			if invalid > 0 {
