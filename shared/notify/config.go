@@ -175,8 +175,9 @@ func (cc ChannelConfig) problems() []error {
 			need(!required, "%s is required", field)
 			return
 		}
+		// The value is not quoted: a webhook URL may carry a token in its path or query.
 		u, err := url.Parse(v)
-		need(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "%s: %q is not an http(s) URL", field, v)
+		need(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "%s: not an http(s) URL with a host", field)
 	}
 	// unused reports fields set that the type does not read.
 	unused := func(fields map[string]bool) {
@@ -292,8 +293,8 @@ func (m *SecretManager) Access(ctx context.Context, name string) (string, error)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err := statusError("secretmanager.AccessSecretVersion "+name, resp, b); err != nil {
-		return "", err
+	if err := statusError(resp, b, nil); err != nil {
+		return "", fmt.Errorf("secretmanager.AccessSecretVersion %s: %w", name, err)
 	}
 	var out struct {
 		Payload struct {
