@@ -332,12 +332,12 @@ func FuzzScrub(f *testing.F) {
 type smtpMode int
 
 const (
-	smtpRejectAuthEcho  smtpMode = iota // 535, quoting the AUTH line
-	smtpEchoOnMail                      // 550 to MAIL, quoting the whole session
-	smtpTempEchoOnRcpt                  // 451 to RCPT, quoting the whole session
-	smtpEchoOnData                      // 554 after DATA, quoting the session
-	smtpUntrustedTLS                    // offers STARTTLS with a certificate the client does not trust
-	smtpBadGreeting                     // greets with the session so far (nothing) and garbage
+	smtpRejectAuthEcho smtpMode = iota // 535, quoting the AUTH line
+	smtpEchoOnMail                     // 550 to MAIL, quoting the whole session
+	smtpTempEchoOnRcpt                 // 451 to RCPT, quoting the whole session
+	smtpEchoOnData                     // 554 after DATA, quoting the session
+	smtpUntrustedTLS                   // offers STARTTLS with a certificate the client does not trust
+	smtpBadGreeting                    // greets with the session so far (nothing) and garbage
 )
 
 // authSMTP is a local SMTP server that offers AUTH PLAIN and fails in one way.
