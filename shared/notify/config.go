@@ -104,7 +104,9 @@ var (
 func ParseConfig(data []byte) (*Config, error) {
 	var c Config
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
-		return nil, fmt.Errorf("channel configuration: %w", err)
+		// Without the source excerpt go-yaml adds by default: it would quote the lines around
+		// the mistake, a webhook URL's token among them.
+		return nil, fmt.Errorf("channel configuration: %s", yaml.FormatError(err, false, false))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

@@ -496,3 +496,30 @@ func TestRedactKeepsTheCause(t *testing.T) {
 		t.Errorf("refused: %v", err)
 	}
 }
+
+// TestConfigErrorsQuoteNoURL: a mistake in the channel configuration is reported by position,
+// without the source lines around it or the URL, which may carry a token.
+func TestConfigErrorsQuoteNoURL(t *testing.T) {
+	url := "https://hooks.example.com/hooks/" + hookToken + "?token=" + hookToken
+	tests := []struct {
+		name string
+		cfg  string
+	}{
+		{name: "unknown field next to the URL", cfg: "channels:\n  hook:\n    type: webhook\n    url: " + url + "\n    secret: {env: X}\n    colour: red\n"},
+		{name: "syntax error after the URL", cfg: "channels:\n  hook:\n    type: webhook\n    url: " + url + "\n    secret: {env: X\n"},
+		{name: "the URL where a list belongs", cfg: "channels:\n  hook:\n    type: email\n    to: " + url + "\n"},
+		{name: "a Slack URL inline instead of a reference", cfg: "channels:\n  s:\n    type: slack\n    webhook: http://h/services/T0RUNWAY/B0RUNWAY/" + slackToken + "\n"},
+		{name: "not an http(s) URL", cfg: "channels:\n  hook:\n    type: webhook\n    url: ftp://hooks.example.com/hooks/" + hookToken + "\n    secret: {env: X}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tt.cfg))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if l := leaks(err.Error()); len(l) > 0 {
+				t.Errorf("secrets %q in %q", l, err)
+			}
+		})
+	}
+}
