@@ -258,7 +258,43 @@ func checkWIF(path string, src []byte) []string {
 	return problems
 }
 
+// checkNoStrayProjectGrants reports a project-level grant to CI or to the trigger function
+// outside the job-project module, where checkProjectGrants would not see it.
+func checkNoStrayProjectGrants(path string, src []byte) []string {
+	res, err := parseResources(path, src)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	for _, r := range res {
+		if !strings.HasPrefix(r.typ, "google_project_iam_") || r.typ == "google_project_iam_custom_role" {
+			continue
+		}
+		member := r.text("member") + r.text("members")
+		for _, who := range []string{"ci_principal_prefix", "local.ci_", "principalSet:", "trigger"} {
+			if strings.Contains(member, who) {
+				problems = append(problems, fmt.Sprintf("%s: %s.%s grants a project role to %s: only modules/job-project may (checked there)", path, r.typ, r.name, member))
+				break
+			}
+		}
+	}
+	return problems
+}
+
 func TestLeastPrivilege(t *testing.T) {
+	jobProject := filepath.Join("modules", "job-project", "main.tf")
+	for _, f := range tfFiles(t, tfRoot) {
+		if f == jobProject {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range checkNoStrayProjectGrants(f, src) {
+			t.Error(p)
+		}
+	}
 	for _, c := range []struct {
 		path  string
 		check func(string, []byte) []string
@@ -338,6 +374,9 @@ resource "google_project_iam_custom_role" "ci_status"`), want: "gives every pipe
 		{name: "the branch name in the subject", check: checkWIF, src: replace(wif, subject, `"assertion.project_id + \"/\" + assertion.ref"`), want: `term "assertion.ref" has no length bound`},
 		{name: "a subject over 127 bytes", check: checkWIF,
 			src: replace(wif, subject, `"assertion.project_id + assertion.job_id + assertion.pipeline_id + assertion.namespace_id + assertion.user_id + \"`+strings.Repeat("x", 40)+`\""`), want: "may reach 135 bytes"},
+		{name: "CI granted a project role from a workload", check: checkNoStrayProjectGrants,
+			src: []byte("resource \"google_project_iam_member\" \"ci\" {\n  project = var.project\n  role    = \"roles/run.viewer\"\n  member  = local.ci_any\n}\n"), want: "only modules/job-project may"},
+		{name: "the platform's own project grants", check: checkNoStrayProjectGrants, src: mustRead(t, filepath.Join("platform", "iam.tf"))},
 		{name: "no attribute condition", check: checkWIF, src: replace(wif, "  attribute_condition                = local.gitlab_condition\n", ""), want: "has no attribute_condition"},
 		{name: "protected attribute for every ref", check: checkWIF,
 			src: replace(wif, `"assertion.ref_protected == \"true\" ? assertion.project_id : \"unprotected\""`, `"assertion.project_id"`), want: "does not depend on ref_protected"},
@@ -356,4 +395,13 @@ resource "google_project_iam_custom_role" "ci_status"`), want: "gives every pipe
 	if n, err := subjectBound(`"gitlab:project:" + assertion.project_id + ":job:" + assertion.job_id`); err != nil || n != 15+19+5+19 {
 		t.Errorf("subjectBound = %d, %v; want 58", n, err)
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
