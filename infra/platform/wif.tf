@@ -18,10 +18,14 @@ resource "google_iam_workload_identity_pool_provider" "gitlab" {
   display_name                       = "GitLab"
   attribute_condition                = local.gitlab_condition
 
-  # attribute.project_id: any pipeline of the project (reads: plan, --wait, status).
-  # attribute.protected_project_id: only pipelines of protected refs (publish, push images).
+  # google.subject names the CI job in audit logs, from numeric ids and short claims only: at
+  # most 81 bytes, where GitLab's sub (project_path:GROUP/PROJECT:ref_type:branch:ref:BRANCH)
+  # exceeds Google's 127-byte limit for long paths or branch names, and the exchange fails.
+  # attribute.project_id: any pipeline of the project (reads: plan).
+  # attribute.protected_project_id: only pipelines of protected refs (publish, push images,
+  # read executions).
   attribute_mapping = {
-    "google.subject"                 = "assertion.sub"
+    "google.subject"                 = "\"gitlab:project:\" + assertion.project_id + \":job:\" + assertion.job_id + \":\" + assertion.ref_type + \":protected:\" + assertion.ref_protected"
     "attribute.project_id"           = "assertion.project_id"
     "attribute.protected_project_id" = "assertion.ref_protected == \"true\" ? assertion.project_id : \"unprotected\""
   }

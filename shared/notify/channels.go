@@ -15,11 +15,16 @@ import (
 	"time"
 )
 
-// post sends body as JSON to url and classifies the answer.
-func post(ctx context.Context, client *http.Client, op, url string, body []byte, header http.Header) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+// post sends body as JSON to target and classifies the answer. Every error it returns names op
+// and the host only, with secrets (and target's path and query, which may be one) scrubbed from
+// whatever the client or the server put in it. Redirects are not followed: a 3xx is an error.
+func post(ctx context.Context, client *http.Client, op, target string, body []byte, header http.Header, secrets []string) error {
+	secrets = append(urlSecrets(target), secrets...)
+	host := hostOf(target)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w: %w", op, ErrPermanent, err)
+		// url.Parse's errors quote pieces of the URL: say no more than that it is not one.
+		return redact(op, host, fmt.Errorf("%w: invalid URL", ErrPermanent), nil)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "runway-monitor")
@@ -29,13 +34,15 @@ func post(ctx context.Context, client *http.Client, op, url string, body []byte,
 	if client == nil {
 		client = http.DefaultClient
 	}
-	resp, err := client.Do(req)
+	c := *client // the same transport, without redirects
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", op, err)
+		return redact(op, host, err, secrets)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-	return resp, b, statusError(op, resp, b)
+	return redact(op, host, statusError(resp, b, secrets), nil)
 }
 
 // Slack posts to a Slack incoming webhook.
@@ -98,8 +105,7 @@ func (s *Slack) Send(ctx context.Context, a Alert) error {
 	if err != nil {
 		return fmt.Errorf("slack: %w", err)
 	}
-	_, _, err = post(ctx, s.Client, "slack webhook", s.URL, body, nil)
-	return err
+	return post(ctx, s.Client, "slack webhook", s.URL, body, nil, nil)
 }
 
 // Webhook posts the alert as JSON to any URL, signed so the receiver can check where it comes
@@ -148,8 +154,7 @@ func (w *Webhook) Send(ctx context.Context, a Alert) error {
 	h.Set(HeaderTimestamp, ts)
 	h.Set(HeaderSignature, Sign(w.Secret, ts, body))
 	h.Set(HeaderAlertID, a.ID)
-	_, _, err = post(ctx, w.Client, "webhook", w.URL, body, h)
-	return err
+	return post(ctx, w.Client, "webhook", w.URL, body, h, []string{string(w.Secret), h.Get(HeaderSignature)})
 }
 
 // PagerDuty sends Events API v2 events: open and re-alert trigger, resolve resolves, all with
@@ -245,6 +250,5 @@ func (p *PagerDuty) Send(ctx context.Context, a Alert) error {
 	if url == "" {
 		url = DefaultPagerDutyURL
 	}
-	_, _, err = post(ctx, p.Client, "pagerduty enqueue", url, body, nil)
-	return err
+	return post(ctx, p.Client, "pagerduty enqueue", url, body, nil, []string{p.RoutingKey})
 }

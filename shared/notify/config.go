@@ -104,7 +104,9 @@ var (
 func ParseConfig(data []byte) (*Config, error) {
 	var c Config
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
-		return nil, fmt.Errorf("channel configuration: %w", err)
+		// Without the source excerpt go-yaml adds by default: it would quote the lines around
+		// the mistake, a webhook URL's token among them.
+		return nil, fmt.Errorf("channel configuration: %s", yaml.FormatError(err, false, false))
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -175,8 +177,9 @@ func (cc ChannelConfig) problems() []error {
 			need(!required, "%s is required", field)
 			return
 		}
+		// The value is not quoted: a webhook URL may carry a token in its path or query.
 		u, err := url.Parse(v)
-		need(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "%s: %q is not an http(s) URL", field, v)
+		need(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "", "%s: not an http(s) URL with a host", field)
 	}
 	// unused reports fields set that the type does not read.
 	unused := func(fields map[string]bool) {
@@ -292,8 +295,8 @@ func (m *SecretManager) Access(ctx context.Context, name string) (string, error)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err := statusError("secretmanager.AccessSecretVersion "+name, resp, b); err != nil {
-		return "", err
+	if err := statusError(resp, b, nil); err != nil {
+		return "", fmt.Errorf("secretmanager.AccessSecretVersion %s: %w", name, err)
 	}
 	var out struct {
 		Payload struct {

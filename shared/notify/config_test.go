@@ -50,7 +50,8 @@ func TestParseConfig(t *testing.T) {
 		want string // a substring of the error
 	}{
 		{name: "unknown field", doc: "channels:\n  s:\n    type: slack\n    webhok: {env: X}\n", want: "webhok"},
-		{name: "secret value inline", doc: "channels:\n  s:\n    type: slack\n    webhook: https://hooks.slack.com/x\n", want: "webhook"},
+		// Reported by position: the line itself (the secret) is not quoted.
+		{name: "secret value inline", doc: "channels:\n  s:\n    type: slack\n    webhook: https://hooks.slack.com/x\n", want: "[4:14] string was used where mapping is expected"},
 		{name: "both sources", doc: "channels:\n  s:\n    type: slack\n    webhook: {env: X, secret_manager: projects/p/secrets/s/versions/1}\n", want: "exactly one"},
 		{name: "bad env name", doc: "channels:\n  s:\n    type: slack\n    webhook: {env: 1X}\n", want: "not an environment variable"},
 		{name: "bad version", doc: "channels:\n  s:\n    type: pagerduty\n    routing_key: {secret_manager: pd}\n", want: "projects/P/secrets/S/versions/V"},

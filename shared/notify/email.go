@@ -75,7 +75,8 @@ func messageID(a Alert) string {
 }
 
 // Send delivers a. A 5xx answer from the server is permanent; connection trouble and 4xx
-// (temporary) answers are retried.
+// (temporary) answers are retried. The error names the server's address only, with the
+// password (and the AUTH PLAIN response that carries it) scrubbed from the server's words.
 func (e *Email) Send(ctx context.Context, a Alert) error {
 	if len(e.To) == 0 {
 		return fmt.Errorf("email: %w: no recipient", ErrPermanent)
@@ -89,18 +90,24 @@ func (e *Email) Send(ctx context.Context, a Alert) error {
 	err := e.send(ctx, e.Message(a))
 	var perr *textproto.Error
 	if errors.As(err, &perr) && perr.Code >= 500 {
-		return fmt.Errorf("email %s: %w: %w", e.Addr, ErrPermanent, err)
+		err = fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
-	if err != nil {
-		return fmt.Errorf("email %s: %w", e.Addr, err)
+	return redact("email", e.Addr, err, e.secrets())
+}
+
+// secrets are what a server may echo of the credentials: the password, and the initial
+// response of AUTH PLAIN (base64 of "\x00username\x00password", as net/smtp sends it).
+func (e *Email) secrets() []string {
+	if e.Password == "" {
+		return nil
 	}
-	return nil
+	return []string{e.Password, "\x00" + e.Username + "\x00" + e.Password}
 }
 
 func (e *Email) send(ctx context.Context, msg []byte) error {
 	host, _, err := net.SplitHostPort(e.Addr)
 	if err != nil {
-		return fmt.Errorf("%w: address %q: %w", ErrPermanent, e.Addr, err)
+		return fmt.Errorf("%w: address: %w", ErrPermanent, err)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", e.Addr)
@@ -123,7 +130,12 @@ func (e *Email) send(ctx context.Context, msg []byte) error {
 	}
 	if e.Username != "" {
 		if err := c.Auth(smtp.PlainAuth("", e.Username, e.Password, host)); err != nil {
-			return err
+			var perr *textproto.Error
+			if errors.As(err, &perr) {
+				// The server's answer to AUTH is the one place it may quote the credentials.
+				return &textproto.Error{Code: perr.Code, Msg: "authentication refused"}
+			}
+			return fmt.Errorf("auth: %w", err)
 		}
 	}
 	if err := c.Mail(e.From); err != nil {
@@ -174,7 +186,7 @@ func (p *PubSub) Send(ctx context.Context, a Alert) error {
 		"alert_id": a.ID, "kind": string(a.Kind), "action": string(a.Action), "severity": string(a.Severity), "workload": a.Workload,
 	}})
 	if _, err := res.Get(ctx); err != nil {
-		return fmt.Errorf("pubsub publish: %w", err)
+		return redact("pubsub publish", "", err, nil)
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -173,17 +172,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// statusError classifies an HTTP answer: 2xx is nil; 429 and 5xx are retried; other codes are
-// permanent.
-func statusError(op string, resp *http.Response, body []byte) error {
+// statusError classifies an HTTP answer: 2xx is nil; 429 and 5xx are retried; other codes
+// (3xx included: redirects are not followed) are permanent. The error quotes the start of the
+// answer's body, with secrets scrubbed first (a server may echo the request).
+func statusError(resp *http.Response, body []byte, secrets []string) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	msg := strings.TrimSpace(string(body))
-	if len(msg) > 200 {
-		msg = msg[:200] + "…"
+	err := fmt.Errorf("HTTP %d", resp.StatusCode)
+	if msg := scrub(string(body), secrets, maxErrorText); msg != "" {
+		err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, msg)
 	}
-	err := fmt.Errorf("%s: HTTP %d: %s", op, resp.StatusCode, msg)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		return err
 	}

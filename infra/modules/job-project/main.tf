@@ -39,7 +39,10 @@ resource "google_project_iam_custom_role" "deploy" {
   ]
 }
 
-# trigger: start executions with overrides and cancel them (Replace); no job writes.
+# trigger: start executions with overrides and cancel them (Replace); no job writes. The grant
+# is project-wide: Cloud Run jobs accept no conditional role bindings, and the jobs are created
+# by the deploy function after this is applied, so neither an IAM condition on resource.name
+# nor a per-job binding can narrow it here (docs/operations.md, "What the trigger may run").
 resource "google_project_iam_custom_role" "trigger" {
   project     = var.project
   role_id     = "runwayJobsTrigger"
@@ -76,13 +79,44 @@ resource "google_project_iam_member" "monitor" {
   member   = "serviceAccount:${var.function_service_accounts.monitor}"
 }
 
-# CI of the project's workloads: runwayctl plan, run --wait and status read jobs, executions
-# and Scheduler jobs.
-resource "google_project_iam_member" "ci_read" {
-  for_each = { for pair in setproduct(toset(var.gitlab_project_ids), ["roles/run.viewer", "roles/cloudscheduler.viewer"]) : "${pair[0]} ${pair[1]}" => pair }
+# CI of the project's workloads. Any pipeline, merge requests included (preflight runs
+# runwayctl plan there), reads the Cloud Run job and Scheduler job it compares with the
+# manifest; only pipelines of protected refs (deploy --wait, run --wait, status) also read
+# executions. Nothing else of the project: no services, revisions, IAM policies or listings.
+resource "google_project_iam_custom_role" "ci_plan" {
+  project     = var.project
+  role_id     = "runwayJobsCIPlan"
+  title       = "Runway Jobs CI plan"
+  description = "Read Cloud Run jobs and Cloud Scheduler jobs by name (runwayctl plan)."
+  permissions = [
+    "cloudscheduler.jobs.get",
+    "run.jobs.get",
+  ]
+}
+
+resource "google_project_iam_custom_role" "ci_status" {
+  project     = var.project
+  role_id     = "runwayJobsCIStatus"
+  title       = "Runway Jobs CI status"
+  description = "Read Cloud Run executions (runwayctl run --wait, status)."
+  permissions = [
+    "run.executions.get",
+    "run.executions.list",
+  ]
+}
+
+resource "google_project_iam_member" "ci_plan" {
+  for_each = toset(var.gitlab_project_ids)
   project  = var.project
-  role     = each.value[1]
-  member   = "${var.ci_principal_prefix}/attribute.project_id/${each.value[0]}"
+  role     = google_project_iam_custom_role.ci_plan.id
+  member   = "${var.ci_principal_prefix}/attribute.project_id/${each.value}"
+}
+
+resource "google_project_iam_member" "ci_status" {
+  for_each = toset(var.gitlab_project_ids)
+  project  = var.project
+  role     = google_project_iam_custom_role.ci_status.id
+  member   = "${var.ci_principal_prefix}/attribute.protected_project_id/${each.value}"
 }
 
 # shared/platform.ArtifactTopic: Artifact Registry's notifications of this project.
