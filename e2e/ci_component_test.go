@@ -256,8 +256,8 @@ func TestCIComponentPipeline(t *testing.T) {
 		}
 		// A project with stages of its own must list the component's: the inputs say where.
 		own := newCIProject(t, hello, "stages: [build]\n"+strings.Replace(helloPipeline, "VERSION", version, 1), version)
-		if out, code := p.gcl(t, bin, own, "--list"); code == 0 {
-			t.Errorf("stages: [build] without the component's stages passed:\n%s", out)
+		if out, code := p.gcl(t, bin, own, "--list"); code == 0 || !strings.Contains(out, "stage:test not found for preflight:hello-runway") {
+			t.Errorf("stages: [build] without the component's stages: exit %d, want stage test not found\n%s", code, out)
 		}
 		withInputs := strings.Replace(helloPipeline, "VERSION", version, 1)
 		withInputs = strings.Replace(withInputs, "      state:", "      preflight_stage: build\n      deploy_stage: build\n      run_stage: build\n      state:", 1)

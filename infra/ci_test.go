@@ -16,26 +16,36 @@ import (
 	"testing"
 
 	"github.com/goccy/go-yaml"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"runwayjobs.dev/shared/inventory"
 )
 
 const (
-	ciTemplate  = "../ci/runway-jobs.gitlab-ci.yml"
+	ciTemplate  = "../templates/runway-jobs.yml"
 	ciExample   = "../ci/example/.gitlab-ci.yml"
 	exampleRepo = "../examples/topology-service"
 	exampleInv  = "../examples/inventory.yml"
+	// ciSchema is GitLab's CI JSON Schema (testdata/gitlab-ci-schema/README.md says whence).
+	ciSchema = "testdata/gitlab-ci-schema/ci.json"
+	// componentRef is how a project includes the component, up to its version.
+	componentRef = "$CI_SERVER_FQDN/gitlab-com/gl-infra/platform/runway/runwayctl/runway-jobs@"
 )
 
-// ciInput is a spec:inputs entry of a CI template.
+// ciInput is a spec:inputs entry of a CI/CD component.
 type ciInput struct {
-	Description string  `yaml:"description"`
-	Default     *string `yaml:"default"`
+	Description string `yaml:"description"`
+	Type        string `yaml:"type"`
+	Default     any    `yaml:"default"`
+	HasDefault  bool   `yaml:"-"`
+	Regex       string `yaml:"regex"`
+	Options     []any  `yaml:"options"`
 }
 
-// ciTemplateFile is a template split into its spec header and its jobs document.
+// ciTemplateFile is a component split into its spec header and its jobs document.
 type ciTemplateFile struct {
 	Inputs map[string]ciInput
+	Header string
 	Jobs   string
 }
 
@@ -57,39 +67,96 @@ func loadCITemplate(t *testing.T, path string) ciTemplateFile {
 	if err := yaml.Unmarshal(head, &spec); err != nil {
 		t.Fatalf("%s: spec: %v", path, err)
 	}
-	return ciTemplateFile{Inputs: spec.Spec.Inputs, Jobs: string(jobs)}
+	// A default of "" is a default; only an absent one makes the input required.
+	var raw struct {
+		Spec struct {
+			Inputs map[string]map[string]any `yaml:"inputs"`
+		} `yaml:"spec"`
+	}
+	if err := yaml.Unmarshal(head, &raw); err != nil {
+		t.Fatalf("%s: spec: %v", path, err)
+	}
+	for name, in := range spec.Spec.Inputs {
+		_, in.HasDefault = raw.Spec.Inputs[name]["default"]
+		spec.Spec.Inputs[name] = in
+	}
+	return ciTemplateFile{Inputs: spec.Spec.Inputs, Header: string(head), Jobs: string(jobs)}
 }
 
 var inputRef = regexp.MustCompile(`\$\[\[\s*inputs\.([a-z_0-9]+)\s*\]\]`)
 
+// inputProblem is what GitLab says of value for input in: a value of another type, one that
+// does not match regex or is not among the options.
+func inputProblem(name string, in ciInput, value any) string {
+	typ := in.Type
+	if typ == "" {
+		typ = "string"
+	}
+	ok := false
+	switch v := value.(type) {
+	case string:
+		ok = typ == "string"
+	case bool:
+		ok = typ == "boolean"
+	case int, int64, uint64, float64:
+		ok = typ == "number"
+	case []any:
+		ok = typ == "array"
+	default:
+		_ = v
+	}
+	if !ok {
+		return fmt.Sprintf("input %q: %v is not a %s", name, value, typ)
+	}
+	if in.Regex != "" {
+		s, _ := value.(string)
+		re, err := regexp.Compile(in.Regex)
+		if err != nil {
+			return fmt.Sprintf("input %q: regex %s: %v", name, in.Regex, err)
+		}
+		if !re.MatchString(s) {
+			return fmt.Sprintf("input %q: %q does not match %s", name, s, in.Regex)
+		}
+	}
+	if len(in.Options) > 0 && !slices.ContainsFunc(in.Options, func(o any) bool { return fmt.Sprint(o) == fmt.Sprint(value) }) {
+		return fmt.Sprintf("input %q: %v is not one of %v", name, value, in.Options)
+	}
+	return ""
+}
+
 // interpolate fills the template's $[[ inputs.X ]] with given, else the defaults, as GitLab
-// does, and reports inputs that are not declared or not given.
-func interpolate(tpl ciTemplateFile, given map[string]string) (string, []string) {
+// does, and reports inputs that are not declared, not given, or not of their declared shape.
+func interpolate(tpl ciTemplateFile, given map[string]any) (string, []string) {
 	var problems []string
-	for name := range given {
-		if _, ok := tpl.Inputs[name]; !ok {
+	for name, v := range given {
+		in, ok := tpl.Inputs[name]
+		if !ok {
 			problems = append(problems, fmt.Sprintf("input %q is not declared by the template", name))
+			continue
+		}
+		if p := inputProblem(name, in, v); p != "" {
+			problems = append(problems, p)
 		}
 	}
 	for name, in := range tpl.Inputs {
-		if _, ok := given[name]; !ok && in.Default == nil {
+		if _, ok := given[name]; !ok && !in.HasDefault {
 			problems = append(problems, fmt.Sprintf("required input %q is not given", name))
 		}
 	}
 	out := inputRef.ReplaceAllStringFunc(tpl.Jobs, func(ref string) string {
 		name := inputRef.FindStringSubmatch(ref)[1]
 		if v, ok := given[name]; ok {
-			return v
+			return fmt.Sprint(v)
 		}
 		in, ok := tpl.Inputs[name]
 		if !ok {
 			problems = append(problems, fmt.Sprintf("$[[ inputs.%s ]] is not declared in spec:inputs", name))
 			return ref
 		}
-		if in.Default == nil {
+		if !in.HasDefault {
 			return ref
 		}
-		return *in.Default
+		return fmt.Sprint(in.Default)
 	})
 	sort.Strings(problems)
 	return out, problems
@@ -118,7 +185,8 @@ func mergeYAML(base, over map[string]any) map[string]any {
 type ciPipeline struct {
 	Config    map[string]any
 	Variables map[string]string
-	Includes  []map[string]string // the inputs of each include, in order
+	Includes  []map[string]any // the inputs of each include, in order
+	Versions  []string         // the component version of each include
 }
 
 var ciReserved = []string{"stages", "variables", "include", "default", "workflow", "spec"}
@@ -139,15 +207,14 @@ func resolvePipeline(t *testing.T, path string, tpl ciTemplateFile) (ciPipeline,
 	includes, _ := project["include"].([]any)
 	for i, inc := range includes {
 		m, _ := inc.(map[string]any)
-		if m["file"] != "ci/runway-jobs.gitlab-ci.yml" {
-			problems = append(problems, fmt.Sprintf("include %d: file %v is not the Runway Jobs template", i, m["file"]))
+		ref, _ := m["component"].(string)
+		version, ok := strings.CutPrefix(ref, componentRef)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("include %d: %v is not the Runway Jobs component %s<version>", i, inc, componentRef))
 			continue
 		}
-		given := map[string]string{}
-		inputs, _ := m["inputs"].(map[string]any)
-		for k, v := range inputs {
-			given[k] = fmt.Sprint(v)
-		}
+		p.Versions = append(p.Versions, version)
+		given, _ := m["inputs"].(map[string]any)
 		doc, ps := interpolate(tpl, given)
 		for _, pr := range ps {
 			problems = append(problems, fmt.Sprintf("include %d: %s", i, pr))
@@ -251,10 +318,11 @@ var runwayctlBin = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-var flagName = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z][a-z0-9-]*)`)
+var flagName = regexp.MustCompile(`(?m)^\s+(?:-[a-zA-Z], )?--([a-z][a-z0-9-]*)( [a-zA-Z]+)?`)
 
-// commandFlags returns the flags of `runwayctl sub`, or an error when there is no such command.
-func commandFlags(bin, sub string) ([]string, error) {
+// commandFlags returns the flags of `runwayctl sub`, each with whether it takes a value, or an
+// error when there is no such command.
+func commandFlags(bin, sub string) (map[string]bool, error) {
 	out, err := exec.Command(bin, sub, "--help").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("runwayctl %s --help: %v\n%s", sub, err, out)
@@ -262,16 +330,17 @@ func commandFlags(bin, sub string) ([]string, error) {
 	if !regexp.MustCompile(`(?m)^\s+runwayctl ` + regexp.QuoteMeta(sub) + `\b`).Match(out) {
 		return nil, fmt.Errorf("runwayctl has no command %q", sub)
 	}
-	var flags []string
+	flags := map[string]bool{}
 	for _, m := range flagName.FindAllStringSubmatch(string(out), -1) {
-		flags = append(flags, m[1])
+		flags[m[1]] = m[2] != ""
 	}
 	return flags, nil
 }
 
 // checkCall reports a runwayctl command line whose command does not exist or that passes a
-// flag the command does not have (flags after a bare -- are the job's arguments).
-func checkCall(flags func(sub string) ([]string, error), args []string) []string {
+// flag the command does not have (the value of a flag that takes one, and what follows a bare
+// --, are not flags).
+func checkCall(flags func(sub string) (map[string]bool, error), args []string) []string {
 	if len(args) == 0 {
 		return []string{"runwayctl called without a command"}
 	}
@@ -280,14 +349,19 @@ func checkCall(flags func(sub string) ([]string, error), args []string) []string
 		return []string{err.Error()}
 	}
 	var problems []string
-	for _, a := range args[1:] {
+	for i := 1; i < len(args); i++ {
+		a := args[i]
 		if a == "--" {
 			break
 		}
 		if name, ok := strings.CutPrefix(a, "--"); ok {
-			name, _, _ = strings.Cut(name, "=")
-			if !slices.Contains(known, name) {
+			name, _, inline := strings.Cut(name, "=")
+			takesValue, ok := known[name]
+			if !ok {
 				problems = append(problems, fmt.Sprintf("runwayctl %s has no flag --%s", args[0], name))
+			}
+			if takesValue && !inline {
+				i++
 			}
 		}
 	}
@@ -305,7 +379,7 @@ func runJob(t *testing.T, p ciPipeline, name string) [][]string {
 	dir := t.TempDir()
 	record := filepath.Join(dir, "calls")
 	fake := "#!/bin/sh\n" +
-		"cp \"$GOOGLE_APPLICATION_CREDENTIALS\" " + filepath.Join(dir, "credentials.json") + "\n" +
+		"if [ -n \"${GOOGLE_APPLICATION_CREDENTIALS:-}\" ]; then cp \"$GOOGLE_APPLICATION_CREDENTIALS\" " + filepath.Join(dir, "credentials.json") + "; fi\n" +
 		"for a in \"$@\"; do printf '%s\\037' \"$a\"; done >> " + record + "\necho >> " + record + "\n"
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
 		t.Fatal(err)
@@ -335,8 +409,10 @@ func runJob(t *testing.T, p ciPipeline, name string) [][]string {
 			})
 		}
 	}
-	if tokens, _ := j["id_tokens"].(map[string]any); tokens["RUNWAY_GCP_ID_TOKEN"] == nil {
-		t.Errorf("%s: no RUNWAY_GCP_ID_TOKEN id_token", name)
+	provider := vars["RUNWAY_GCP_WORKLOAD_IDENTITY_PROVIDER"]
+	tokens, _ := j["id_tokens"].(map[string]any)
+	if tok, _ := tokens["RUNWAY_GCP_ID_TOKEN"].(map[string]any); tok["aud"] != "https://iam.googleapis.com/"+provider {
+		t.Errorf("%s: id_tokens %v, want RUNWAY_GCP_ID_TOKEN for the provider %s", name, tokens, provider)
 	}
 	env := []string{"PATH=" + filepath.Join(dir, "bin") + ":/usr/bin:/bin", "TMPDIR=" + dir, "RUNWAY_GCP_ID_TOKEN=header.payload.signature"}
 	for k, v := range vars {
@@ -364,12 +440,33 @@ func runJob(t *testing.T, p ciPipeline, name string) [][]string {
 	if err == nil {
 		err = json.Unmarshal(cb, &cred)
 	}
-	if err != nil || cred.Type != "external_account" || cred.Audience != "//iam.googleapis.com/"+vars["RUNWAY_GCP_PROVIDER"] || cred.CredentialSource.File == "" {
+	if err != nil || cred.Type != "external_account" || cred.Audience != "//iam.googleapis.com/"+provider || cred.CredentialSource.File == "" {
 		t.Errorf("%s: Google credentials %s (%v), want an external_account for the provider", name, cb, err)
 	}
 	return calls
 }
 
+// exampleInputs are valid inputs for the component's required ones.
+var exampleInputs = map[string]any{
+	"runway_service_id":              "hello-runway",
+	"gcp_workload_identity_provider": "projects/123456789012/locations/global/workloadIdentityPools/runway-gitlab/providers/gitlab",
+	"state":                          "gs://platform-runway-jobs-state/runway",
+}
+
+func withInput(name string, value any) map[string]any {
+	m := maps.Clone(exampleInputs)
+	if value == nil {
+		delete(m, name)
+	} else {
+		m[name] = value
+	}
+	return m
+}
+
+// TestCITemplateInputs: every input is used, described and typed; inputs with a shape have a
+// regex or options that their default matches; the platform's own values (provider, state)
+// are required; the runwayctl image is pinned to a release; and the checks refuse inputs of
+// the wrong shape as GitLab would.
 func TestCITemplateInputs(t *testing.T) {
 	tpl := loadCITemplate(t, ciTemplate)
 	used := map[string]bool{}
@@ -386,12 +483,149 @@ func TestCITemplateInputs(t *testing.T) {
 		if in.Description == "" {
 			t.Errorf("input %q has no description", name)
 		}
+		if !slices.Contains([]string{"string", "number", "boolean", "array"}, in.Type) {
+			t.Errorf("input %q: type %q, want one of GitLab's string, number, boolean, array", name, in.Type)
+		}
+		if in.Type == "string" && in.Regex == "" && len(in.Options) == 0 {
+			t.Errorf("input %q: a string input without regex or options", name)
+		}
+		if in.HasDefault {
+			if p := inputProblem(name, in, in.Default); p != "" {
+				t.Errorf("default: %s", p)
+			}
+		}
 	}
-	if _, problems := interpolate(tpl, map[string]string{"runway_service_id": "w", "gcp_workload_identity_provider": "p", "imag": "x"}); !slices.Contains(problems, `input "imag" is not declared by the template`) {
-		t.Errorf("a misspelt input passed: %v", problems)
+	for _, name := range []string{"runway_service_id", "gcp_workload_identity_provider", "state"} {
+		if tpl.Inputs[name].HasDefault {
+			t.Errorf("input %q has a default; no default can be right for every platform or workload", name)
+		}
 	}
-	if _, problems := interpolate(tpl, map[string]string{"gcp_workload_identity_provider": "p"}); !slices.Contains(problems, `required input "runway_service_id" is not given`) {
-		t.Errorf("a missing required input passed: %v", problems)
+	img, _ := tpl.Inputs["runwayctl_image"].Default.(string)
+	if !regexp.MustCompile(`:[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(img) {
+		t.Errorf("runwayctl_image defaults to %q, want the image of a release (:X.Y.Z)", img)
+	}
+	if strings.Contains(tpl.Jobs, "component.") {
+		t.Errorf("the jobs use $[[ component.* ]]: GitLab's schema (spec has only inputs) and include: project: do not have it")
+	}
+	tests := []struct {
+		name   string
+		inputs map[string]any
+		want   string
+	}{
+		{name: "valid", inputs: exampleInputs},
+		{name: "misspelt", inputs: withInput("imag", "x"), want: `input "imag" is not declared by the template`},
+		{name: "missing workload", inputs: withInput("runway_service_id", nil), want: `required input "runway_service_id" is not given`},
+		{name: "missing state", inputs: withInput("state", nil), want: `required input "state" is not given`},
+		{name: "workload shape", inputs: withInput("runway_service_id", "Topology_Migrate"), want: `input "runway_service_id": "Topology_Migrate" does not match`},
+		{name: "provider shape", inputs: withInput("gcp_workload_identity_provider", "runway-gitlab/gitlab"), want: `input "gcp_workload_identity_provider"`},
+		{name: "state not gs", inputs: withInput("state", "/var/lib/runway"), want: `input "state": "/var/lib/runway" does not match`},
+		{name: "latest image", inputs: withInput("runwayctl_image", "registry.gitlab.com/r/runwayctl:latest"), want: `input "runwayctl_image"`},
+		{name: "digest image", inputs: withInput("runwayctl_image", "registry.example.com:5000/r/runwayctl@sha256:"+strings.Repeat("a", 64))},
+		{name: "stage with space", inputs: withInput("run_stage", "run jobs"), want: `input "run_stage"`},
+		{name: "number for a string", inputs: withInput("manifest", 3), want: `input "manifest": 3 is not a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, problems := interpolate(tpl, tt.inputs)
+			got := strings.Join(problems, "\n")
+			if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("problems %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// ciSchemaValidator compiles the vendored GitLab CI JSON Schema.
+func ciSchemaValidator(t *testing.T) *jsonschema.Schema {
+	t.Helper()
+	f, err := os.Open(ciSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatalf("%s: %v", ciSchema, err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("https://gitlab.com/.gitlab-ci.yml", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("https://gitlab.com/.gitlab-ci.yml")
+	if err != nil {
+		t.Fatalf("compile %s: %v", ciSchema, err)
+	}
+	return s
+}
+
+// asJSON turns a YAML document into the values a JSON Schema validator takes.
+func asJSON(t *testing.T, doc string) any {
+	t.Helper()
+	var v any
+	if err := yaml.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("yaml: %v", err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// globalKeywords are the top-level keywords a component must not set: they would change every
+// job of the project including it.
+var globalKeywords = []string{"stages", "variables", "default", "workflow", "include", "image", "services", "before_script", "after_script", "cache"}
+
+// TestCITemplateSchema validates the component's header and its jobs (with example inputs,
+// and once more with every optional input given) and the example project against GitLab's CI
+// JSON Schema, and checks GitLab's component rules that the schema does not.
+func TestCITemplateSchema(t *testing.T) {
+	schema := ciSchemaValidator(t)
+	tpl := loadCITemplate(t, ciTemplate)
+	if err := schema.Validate(asJSON(t, tpl.Header)); err != nil {
+		t.Errorf("spec header: %v", err)
+	}
+	all := maps.Clone(exampleInputs)
+	maps.Copy(all, map[string]any{"image": "us-east1-docker.pkg.dev/p/r/app:$CI_COMMIT_SHA", "manifest": ".runway/nightly.yml",
+		"inventory": "/srv/inventory.yml", "preflight_stage": "check", "deploy_stage": ".pre", "run_stage": "run"})
+	for _, inputs := range []map[string]any{exampleInputs, all} {
+		doc, problems := interpolate(tpl, inputs)
+		if len(problems) > 0 {
+			t.Fatalf("interpolate: %v", problems)
+		}
+		if err := schema.Validate(asJSON(t, doc)); err != nil {
+			t.Errorf("jobs with inputs %v: %v", inputs, err)
+		}
+		var jobs map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &jobs); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range globalKeywords {
+			if _, ok := jobs[k]; ok {
+				t.Errorf("the component sets the global keyword %s:", k)
+			}
+		}
+	}
+	example, err := os.ReadFile(ciExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(asJSON(t, string(example))); err != nil {
+		t.Errorf("%s: %v", ciExample, err)
+	}
+	// The schema is not vacuous: it refuses what GitLab refuses.
+	for _, bad := range []string{
+		"job:\n  script: [x]\n  when: sometimes\n",
+		"spec:\n  inputs:\n    x:\n      type: text\n",
+		"job:\n  script: [x]\n  allow_failure: maybe\n",
+	} {
+		if schema.Validate(asJSON(t, bad)) == nil {
+			t.Errorf("the schema accepts %q", bad)
+		}
 	}
 }
 
@@ -405,8 +639,8 @@ func TestCIExamplePipeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flagsCache := map[string][]string{}
-	flags := func(sub string) ([]string, error) {
+	flagsCache := map[string]map[string]bool{}
+	flags := func(sub string) (map[string]bool, error) {
 		if f, ok := flagsCache[sub]; ok {
 			return f, nil
 		}
@@ -439,7 +673,7 @@ func TestCIExamplePipeline(t *testing.T) {
 	var ran []string
 	for _, name := range p.jobs() {
 		j := p.job(t, name)
-		if vars, _ := j["variables"].(map[string]any); vars["RUNWAY_WORKLOAD"] == nil {
+		if vars, _ := j["variables"].(map[string]any); vars["RUNWAY_SERVICE_ID"] == nil {
 			continue // the project's own jobs (build)
 		}
 		ran = append(ran, name)
@@ -474,8 +708,9 @@ func TestCIExamplePipeline(t *testing.T) {
 		for _, m := range scriptFlag.FindAllStringSubmatch(script, -1) {
 			found := false
 			for _, c := range commands {
-				if f, err := flags(c); err == nil && slices.Contains(f, m[1]) {
-					found = true
+				if f, err := flags(c); err == nil {
+					_, known := f[m[1]]
+					found = found || known
 				}
 			}
 			if !found {
@@ -485,6 +720,62 @@ func TestCIExamplePipeline(t *testing.T) {
 	}
 	if len(ran) != len(wants) {
 		t.Errorf("Runway jobs %v, want %d", ran, len(wants))
+	}
+	checkRunJobs(t, p, []string{"migrate-schema", "compact-now"})
+	// One release: every include names the version whose runwayctl image the component pins.
+	img, _ := loadCITemplate(t, ciTemplate).Inputs["runwayctl_image"].Default.(string)
+	for i, v := range p.Versions {
+		if !strings.HasSuffix(img, ":"+v) {
+			t.Errorf("include %d: component version %s, but the component pins the image %s", i, v, img)
+		}
+	}
+	// The migrate-schema job's arguments reach runwayctl one per line, the job's own
+	// before_script kept and the credentials step still run.
+	calls := runJob(t, p, "migrate-schema")
+	wantCall := []string{"run", "topology-migrate", "--inventory", "/etc/runway/inventory.yml", "--reason", "migrate-schema in https://gitlab.example.com/p/-/pipelines/1234",
+		"--env", "DRY_RUN=0", "--env", "TARGET_VERSION=42", "--args", "migrate", "--args", "up", "--args", "--lock-timeout=30s", "--timeout", "30m", "--wait"}
+	if len(calls) != 1 || !slices.Equal(calls[0], wantCall) {
+		t.Errorf("migrate-schema calls %q, want %q", calls, wantCall)
+	}
+}
+
+// checkRunJobs checks the rules GitLab applies to jobs extending .execute-job: no when: next to
+// rules (GitLab refuses the job), manual on the default branch only, and a failure that
+// blocks unless the job says which exit codes may pass.
+func checkRunJobs(t *testing.T, p ciPipeline, names []string) {
+	t.Helper()
+	for _, name := range p.jobs() {
+		j := p.job(t, name)
+		if _, ok := j["rules"]; ok && j["when"] != nil {
+			t.Errorf("%s: when: %v next to rules: GitLab refuses the job", name, j["when"])
+		}
+	}
+	for _, name := range names {
+		j := p.job(t, name)
+		rules, _ := j["rules"].([]any)
+		if len(rules) != 1 {
+			t.Errorf("%s: rules %v, want .execute-job's one rule", name, j["rules"])
+			continue
+		}
+		r, _ := rules[0].(map[string]any)
+		if r["if"] != "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH" || r["when"] != "manual" {
+			t.Errorf("%s: rule %v, want manual on the default branch", name, r)
+		}
+		switch af := j["allow_failure"].(type) {
+		case bool:
+			if af {
+				t.Errorf("%s: allow_failure: true, a failed run would not fail the pipeline", name)
+			}
+		case map[string]any:
+			if codes := fmt.Sprint(af["exit_codes"]); codes != "[2]" {
+				t.Errorf("%s: allow_failure %v, want at most exit code 2 (refused or skipped) to pass", name, af)
+			}
+		default:
+			t.Errorf("%s: allow_failure %v, want false", name, j["allow_failure"])
+		}
+		if strings.Contains(strings.Join(lines(j["before_script"]), "\n"), "GOOGLE_APPLICATION_CREDENTIALS") {
+			t.Errorf("%s: the credentials step is in before_script, where the job's own replaces it", name)
+		}
 	}
 }
 
@@ -514,11 +805,11 @@ func checkWorkload(args []string, w inventory.Workload) string {
 }
 
 func TestCICheckersCatchMistakes(t *testing.T) {
-	flags := func(sub string) ([]string, error) {
+	flags := func(sub string) (map[string]bool, error) {
 		if sub != "deploy" {
 			return nil, fmt.Errorf("runwayctl has no command %q", sub)
 		}
-		return []string{"workload", "wait", "image"}, nil
+		return map[string]bool{"workload": true, "wait": false, "image": true, "args": true}, nil
 	}
 	w := inventory.Workload{Name: "a", ArtifactRepository: "r-docker.pkg.dev/p/a"}
 	tests := []struct {
@@ -530,6 +821,8 @@ func TestCICheckersCatchMistakes(t *testing.T) {
 		{name: "unknown flag", args: []string{"deploy", "--wiat"}, want: "has no flag --wiat"},
 		{name: "unknown command", args: []string{"deplyo"}, want: `no command "deplyo"`},
 		{name: "args after --", args: []string{"deploy", "--workload", "a", "--", "--anything"}},
+		{name: "a flag's value", args: []string{"deploy", "--workload", "a", "--args", "--lock-timeout=30s"}},
+		{name: "a flag after a flag with an inline value", args: []string{"deploy", "--workload=a", "--wiat"}, want: "has no flag --wiat"},
 		{name: "another workload", args: []string{"deploy", "--workload", "b"}, want: `acts on workload "b"`},
 		{name: "foreign image", args: []string{"deploy", "--workload", "a", "--image", "r-docker.pkg.dev/p/b/i:1"}, want: "is not from"},
 	}
@@ -550,8 +843,8 @@ func TestCICheckersCatchMistakes(t *testing.T) {
 			t.Error("commandFlags found a command that does not exist")
 		}
 		f, err := commandFlags(bin, "run")
-		if err != nil || !slices.Contains(f, "concurrency-policy") {
-			t.Errorf("run flags %v (%v), want --concurrency-policy among them", f, err)
+		if err != nil || !f["concurrency-policy"] || f["wait"] {
+			t.Errorf("run flags %v (%v), want --concurrency-policy taking a value and --wait not", f, err)
 		}
 	})
 }

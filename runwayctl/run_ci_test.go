@@ -13,7 +13,7 @@ import (
 )
 
 // ciTemplate is the GitLab CI template service projects include.
-const ciTemplate = "../ci/runway-jobs.gitlab-ci.yml"
+const ciTemplate = "../templates/runway-jobs.yml"
 
 // ciJob is what the tests read of a job of the CI template.
 type ciJob struct {
@@ -22,7 +22,7 @@ type ciJob struct {
 	Script    []string          `yaml:"script"`
 }
 
-// ciJobs returns the jobs of the CI template (its second YAML document, without stages).
+// ciJobs returns the jobs of the CI template (its second YAML document).
 func ciJobs(t *testing.T) map[string]ciJob {
 	t.Helper()
 	b, err := os.ReadFile(ciTemplate)
@@ -39,9 +39,6 @@ func ciJobs(t *testing.T) map[string]ciJob {
 	}
 	jobs := map[string]ciJob{}
 	for name, v := range doc {
-		if name == "stages" {
-			continue
-		}
 		b, err := yaml.Marshal(v)
 		if err != nil {
 			t.Fatal(err)
@@ -71,26 +68,26 @@ func TestRunCITemplate(t *testing.T) {
 		want string
 	}{
 		{name: "defaults", job: ".execute-job", vars: map[string]string{"RUNWAY_RUN_REASON": "migrate in https://ci/p/1"},
-			want: "[run][nightly][--reason][migrate in https://ci/p/1][--wait][--]"},
+			want: "[run][nightly][--inventory][/etc/runway/inventory.yml][--reason][migrate in https://ci/p/1][--wait]"},
 		{name: "every variable", job: ".execute-job", vars: map[string]string{
-			"RUNWAY_RUN_ENV": "DRY_RUN=0\nGREETING=hello world\n\n", "RUNWAY_RUN_ARGS": "migrate  up --to=4*", "RUNWAY_RUN_TASK_COUNT": "3",
+			"RUNWAY_RUN_ENV": "DRY_RUN=0\nGREETING=hello world\n\n", "RUNWAY_RUN_ARGS": "migrate  up\n--to=4*\n\n$HOME", "RUNWAY_RUN_TASK_COUNT": "3",
 			"RUNWAY_RUN_TIMEOUT": "30m", "RUNWAY_RUN_POLICY": "Replace", "RUNWAY_RUN_REASON": "r"},
-			want: "[run][nightly][--reason][r][--env][DRY_RUN=0][--env][GREETING=hello world][--task-count][3][--timeout][30m][--concurrency-policy][Replace][--wait][--][migrate][up][--to=4*]"},
+			want: "[run][nightly][--inventory][/etc/runway/inventory.yml][--reason][r][--env][DRY_RUN=0][--env][GREETING=hello world][--args][migrate  up][--args][--to=4*][--args][$HOME][--task-count][3][--timeout][30m][--concurrency-policy][Replace][--wait]"},
 		{name: "clear args, no wait", job: ".execute-job", vars: map[string]string{"RUNWAY_RUN_CLEAR_ARGS": "true", "RUNWAY_RUN_WAIT": "false", "RUNWAY_RUN_REASON": "r"},
-			want: "[run][nightly][--reason][r][--clear-args][--]"},
-		{name: "deploy with an image", job: "deploy:$[[ inputs.runway_service_id ]]", vars: map[string]string{"IMAGE": "reg/app@sha256:ab"},
-			want: "[deploy][.runway/runway.yml][--workload][nightly][--wait][--image][reg/app@sha256:ab]"},
-		{name: "deploy keeping spec.image", job: "deploy:$[[ inputs.runway_service_id ]]", vars: map[string]string{"IMAGE": ""},
-			want: "[deploy][.runway/runway.yml][--workload][nightly][--wait]"},
+			want: "[run][nightly][--inventory][/etc/runway/inventory.yml][--reason][r][--clear-args]"},
+		{name: "deploy with an image", job: "deploy:$[[ inputs.runway_service_id ]]", vars: map[string]string{"RUNWAY_IMAGE": "reg/app@sha256:ab"},
+			want: "[deploy][.runway/runway.yml][--workload][nightly][--inventory][/etc/runway/inventory.yml][--wait][--image][reg/app@sha256:ab]"},
+		{name: "deploy keeping spec.image", job: "deploy:$[[ inputs.runway_service_id ]]", vars: map[string]string{"RUNWAY_IMAGE": ""},
+			want: "[deploy][.runway/runway.yml][--workload][nightly][--inventory][/etc/runway/inventory.yml][--wait]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			j, ok := jobs[tt.job]
-			if !ok || len(j.Script) != 1 {
-				t.Fatalf("job %q: %+v", tt.job, j)
+			if !ok || len(j.Script) != 2 {
+				t.Fatalf("job %q: %+v, want the credentials step and the runwayctl call", tt.job, j)
 			}
-			script := strings.ReplaceAll(j.Script[0], "$[[ inputs.manifest ]]", ".runway/runway.yml")
-			env := []string{"PATH=" + bin + ":/usr/bin:/bin", "RUNWAY_WORKLOAD=nightly"}
+			script := strings.ReplaceAll(j.Script[1], "$[[ inputs.manifest ]]", ".runway/runway.yml")
+			env := []string{"PATH=" + bin + ":/usr/bin:/bin", "RUNWAY_SERVICE_ID=nightly", "RUNWAY_INVENTORY=/etc/runway/inventory.yml", "HOME=/home/ci"}
 			for k, v := range j.Variables {
 				if _, over := tt.vars[k]; !over {
 					env = append(env, k+"="+v)
@@ -110,7 +107,7 @@ func TestRunCITemplate(t *testing.T) {
 			}
 		})
 	}
-	if j := jobs[".execute-job"]; !slices.Contains([]string{".runway-jobs-base"}, j.Extends) {
-		t.Errorf(".execute-job extends %q, want the base with the image and the platform's variables", j.Extends)
+	if j := jobs[".execute-job"]; !slices.Contains([]string{".runway-jobs:$[[ inputs.runway_service_id ]]"}, j.Extends) {
+		t.Errorf(".execute-job extends %q, want the include's settings with the image and the platform's variables", j.Extends)
 	}
 }
