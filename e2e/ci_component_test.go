@@ -23,18 +23,21 @@ const gitlabCILocalVersion = "4.73.0"
 // componentPath is where the example includes the component from, up to the version.
 const componentPath = "gitlab-com/gl-infra/platform/runway/runwayctl/runway-jobs"
 
-// gitlabCILocal finds gitlab-ci-local: $GITLAB_CI_LOCAL, then .ci/node_modules (where .ci/run
-// installs it), then PATH. The CI pipeline tests skip without it.
+// gitlabCILocal finds gitlab-ci-local: $GITLAB_CI_LOCAL (set by .ci/run, which installs it:
+// then it must be there), then .ci/node_modules, then PATH. Without it the test skips.
 func gitlabCILocal(t *testing.T) string {
 	t.Helper()
-	candidates := []string{os.Getenv("GITLAB_CI_LOCAL"), filepath.Join(repoRoot, ".ci", "node_modules", ".bin", "gitlab-ci-local")}
+	if p := os.Getenv("GITLAB_CI_LOCAL"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("GITLAB_CI_LOCAL=%s: %v", p, err)
+		}
+		return p
+	}
+	candidates := []string{filepath.Join(repoRoot, ".ci", "node_modules", ".bin", "gitlab-ci-local")}
 	if p, err := exec.LookPath("gitlab-ci-local"); err == nil {
 		candidates = append(candidates, p)
 	}
 	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
 		if _, err := os.Stat(c); err == nil {
 			return c
 		}
