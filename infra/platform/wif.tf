@@ -1,5 +1,5 @@
 # GitLab CI reaches Google Cloud through Workload Identity Federation: a CI job's ID token
-# (id_tokens in ci/runway-jobs.gitlab-ci.yml) is exchanged for a federated token, and IAM grants
+# (id_tokens in templates/runway-jobs.yml) is exchanged for a federated token, and IAM grants
 # the job's GitLab project, directly, the rights each workload module gives it. No service
 # account key exists.
 
