@@ -155,7 +155,8 @@ failing-run:
 // executor) against one runwayctl dev: the example service project's preflight and deploy;
 // jobs extending .execute-job, which run and wait, keep the credentials step under the user's
 // before_script, pass arguments with spaces, and fail their CI job when the execution fails;
-// a bad manifest failing preflight at its position; and projects with GitLab's default stages.
+// a bad manifest failing preflight at its position; projects with GitLab's default stages;
+// and the same file included with include: project: and a pinned ref.
 func TestCIComponentPipeline(t *testing.T) {
 	bin := gitlabCILocal(t)
 	if _, err := exec.LookPath("rsync"); err != nil {
@@ -267,6 +268,21 @@ func TestCIComponentPipeline(t *testing.T) {
 		own = newCIProject(t, hello, "stages: [build]\n"+strings.Replace(withInputs, "stage: test", "stage: build", 1), version)
 		if out, code := p.gcl(t, bin, own, "--list"); code != 0 || !regexp.MustCompile(`(?m)^greet\s+build\s+manual`).MatchString(out) {
 			t.Errorf("stages: [build] with the stage inputs: exit %d\n%s", code, out)
+		}
+	})
+
+	t.Run("include project with a pinned ref", func(t *testing.T) {
+		// Instances without the catalog include the same file by project, file and ref.
+		pipeline := strings.Replace(strings.Replace(helloPipeline, "VERSION", version, 1),
+			"  - component: $CI_SERVER_FQDN/"+componentPath+"@"+version+"\n",
+			"  - project: "+filepath.Dir(componentPath)+"\n    ref: "+version+"\n    file: templates/runway-jobs.yml\n", 1)
+		if !strings.Contains(pipeline, "ref: "+version) {
+			t.Fatalf("the pipeline does not include by project:\n%s", pipeline)
+		}
+		proj := newCIProject(t, hello, pipeline, version)
+		out, code := p.gcl(t, bin, proj, "--no-json-schema-validation", "greet")
+		if code != 0 || !strings.Contains(out, "PASS  greet") {
+			t.Fatalf("include: project: exit %d\n%s", code, out)
 		}
 	})
 }
