@@ -504,6 +504,27 @@ func TestCITemplateInputs(t *testing.T) {
 	if !regexp.MustCompile(`:[0-9]+\.[0-9]+\.[0-9]+$`).MatchString(img) {
 		t.Errorf("runwayctl_image defaults to %q, want the image of a release (:X.Y.Z)", img)
 	}
+	// One name per concept: the inputs are in the docs, and the names they replaced are gone.
+	doc, err := os.ReadFile("../docs/trigger.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range tpl.Inputs {
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			t.Errorf("docs/trigger.md does not describe the input %s", name)
+		}
+	}
+	for _, f := range []string{ciTemplate, ciExample, "../docs/trigger.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, old := range []string{"RUNWAY_WORKLOAD", "RUNWAY_GCP_PROVIDER", "RUNWAY_PROVIDER"} {
+			if regexp.MustCompile(`\b` + old + `\b`).Match(b) {
+				t.Errorf("%s uses %s: the concept has one name (RUNWAY_SERVICE_ID, RUNWAY_GCP_WORKLOAD_IDENTITY_PROVIDER)", f, old)
+			}
+		}
+	}
 	if strings.Contains(tpl.Jobs, "component.") {
 		t.Errorf("the jobs use $[[ component.* ]]: GitLab's schema (spec has only inputs) and include: project: do not have it")
 	}
