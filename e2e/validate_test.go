@@ -44,6 +44,8 @@ func run(m *testing.M) int {
 	}
 	build := exec.Command("go", "build", "-o", binary, ".")
 	build.Dir = filepath.Join(repoRoot, "runwayctl")
+	// Static (CGO_ENABLED=0), as the release image builds it: one compilation serves both.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: go build runwayctl: %v\n%s", err, out)
 		return 1

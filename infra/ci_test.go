@@ -312,6 +312,8 @@ var runwayctlBin = sync.OnceValues(func() (string, error) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	// Static (CGO_ENABLED=0), as the release image builds it: one compilation serves both.
+	cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build runwayctl: %v\n%s", err, out)
 	}

@@ -94,7 +94,8 @@ import (
 )
 
 // Recorder receives job metrics as Cloud Monitoring would count them (monitoring.Store
-// implements it).
+// implements it). It may be called with the Service's lock held, so it must not call back
+// into the Service.
 type Recorder interface {
 	ExecutionStarted(project, location, job string, at time.Time)
 	// ExecutionCompleted reports result "succeeded", "failed" or "cancelled".

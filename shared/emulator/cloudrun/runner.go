@@ -231,12 +231,14 @@ func (s *Service) finishExecution(e *execState) {
 			js.job.Etag = newEtag()
 		}
 	}
+	// The completion is counted before the operation is done, so a client that sees the
+	// operation done also finds it in the metrics (the Recorder takes no lock of ours).
+	s.record(func(r Recorder) { r.ExecutionCompleted(e.job.project, e.job.location, e.job.job, result, now) })
 	s.finishOp(e.runOp, x, opErr)
 	for _, o := range e.cancelOps {
 		s.finishOp(o, x, nil)
 	}
 	s.mu.Unlock()
-	s.record(func(r Recorder) { r.ExecutionCompleted(e.job.project, e.job.location, e.job.job, result, now) })
 }
 
 // attemptResult is how one attempt ended.
