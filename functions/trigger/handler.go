@@ -150,12 +150,10 @@ func (h *Handler) workloadOf(msg event.Message) (inventory.Workload, error) {
 	if !ok || msg.Topic != platform.TriggerTopic(name) {
 		return inventory.Workload{}, event.Permanent(fmt.Errorf("topic %s is not a trigger topic (%s)", msg.Topic, platform.TriggerTopic("WORKLOAD")))
 	}
-	w, ok := h.inv.Lookup(name)
+	w, err := h.inv.Job(name)
 	switch {
-	case !ok:
-		return w, event.Permanent(fmt.Errorf("topic %s: workload %q is not in the inventory", msg.Topic, name))
-	case w.Type != inventory.Job:
-		return w, event.Permanent(fmt.Errorf("topic %s: workload %q is a %s, not a job", msg.Topic, name, w.Type))
+	case err != nil:
+		return w, event.Permanent(fmt.Errorf("topic %s: %w", msg.Topic, err))
 	case msg.Project != "" && msg.Project != w.GCPProject:
 		return w, event.Permanent(fmt.Errorf("topic %s is in project %s, but workload %q runs in %s", msg.Topic, msg.Project, name, w.GCPProject))
 	}
