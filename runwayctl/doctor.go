@@ -1,0 +1,565 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/iam/apiv1/iampb"
+	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
+	"cloud.google.com/go/storage"
+	"github.com/spf13/cobra"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/inventory"
+	"runwayjobs.dev/shared/platform"
+	"runwayjobs.dev/shared/state"
+)
+
+// Outcomes of a doctor check.
+const (
+	checkOK   = "ok"
+	checkFail = "fail"
+	checkSkip = "skip" // could not be checked yet (said why); not a failure
+)
+
+// checkResult is one line of runwayctl doctor.
+type checkResult struct {
+	Workload string `json:"workload,omitempty"`
+	Check    string `json:"check"`
+	Status   string `json:"status"`
+	Detail   string `json:"detail"`
+	Fix      string `json:"fix,omitempty"`
+}
+
+// doctorEnv is what doctor depends on, gathered in one place so that it can come from the
+// commands' shared context: the inventory path, the state store URL, how to reach a project's
+// clients, and who the checks run as (for the fixes).
+type doctorEnv struct {
+	inventory string
+	state     string
+	config    func(project string) gcp.Config
+	identity  string
+	http      *http.Client // for the image registry; nil: a 10 s client
+}
+
+func newDoctorCmd() *cobra.Command {
+	var invPath, format string
+	cmd := &cobra.Command{
+		Use:   "doctor [WORKLOAD]",
+		Short: "Check, with the current credentials, everything a workload's pipeline needs",
+		Long: `Check, with the credentials runwayctl runs with (in CI: the pipeline's), that the workload
+is in the inventory; that the Cloud Run, Cloud Scheduler, Pub/Sub and Cloud Storage APIs answer;
+that its deploy and trigger topics exist and may be published to (deploy, run); that the state
+bucket exists and its records may be read (deploy --wait, run --wait, status); that its Cloud Run
+job, executions and Scheduler job may be read (plan, status, logs, run --wait); and that its image
+repository is well formed and answers. Each check prints one line, ✓ ok, ✗ FAIL or - skip, and
+every failure a fix. Without a workload, every job of the inventory is checked.
+
+Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 doctor could not run.
+
+Environment: RUNWAY_INVENTORY, RUNWAY_STATE, RUNWAY_EMULATOR_HOST (local platform),
+GOOGLE_APPLICATION_CREDENTIALS (named in the fixes when it is a service account's).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format must be text or json, not %q", format)
+			}
+			env := doctorEnv{inventory: invPath, state: os.Getenv(state.EnvVar), config: gcp.FromEnv, identity: identityFromCredentials(os.Getenv("GOOGLE_APPLICATION_CREDENTIALS"))}
+			workload := ""
+			if len(args) == 1 {
+				workload = args[0]
+			}
+			results := runDoctor(cmd.Context(), env, workload)
+			if err := printDoctor(cmd.OutOrStdout(), format, results); err != nil {
+				return err
+			}
+			for _, r := range results {
+				if r.Status == checkFail {
+					return exitError{code: 1}
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&invPath, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
+	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	return cmd
+}
+
+// runDoctor runs every check of workload ("" for every job of the inventory) in order.
+func runDoctor(ctx context.Context, env doctorEnv, workload string) []checkResult {
+	if env.inventory == "" {
+		return []checkResult{{Check: "inventory", Status: checkFail, Detail: "no inventory given", Fix: "pass --inventory or set " + platform.EnvInventory}}
+	}
+	inv, err := inventory.Load(env.inventory)
+	if err != nil {
+		return []checkResult{{Check: "inventory", Status: checkFail, Detail: fmt.Sprintf("%s: %v", env.inventory, err), Fix: "fix the inventory (the platform's provisioner owns it)"}}
+	}
+	workloads := inv.Jobs()
+	if workload != "" {
+		w, ok := inv.Lookup(workload)
+		if !ok || w.Type != inventory.Job {
+			what := "is not in"
+			if ok {
+				what = "is a " + string(w.Type) + ", not a job, in"
+			}
+			return []checkResult{{Workload: workload, Check: "inventory", Status: checkFail, Detail: fmt.Sprintf("%s %s %s", workload, what, env.inventory),
+				Fix: "ask the platform team to add it to the inventory as a job (type: job), or fix the workload name (RUNWAY_WORKLOAD, runway_service_id)"}}
+		}
+		workloads = []inventory.Workload{w}
+	}
+	if len(workloads) == 0 {
+		return []checkResult{{Check: "inventory", Status: checkFail, Detail: env.inventory + " lists no job workloads", Fix: "give the workload to check"}}
+	}
+	var out []checkResult
+	for _, w := range workloads {
+		d := &doctor{env: env, w: w}
+		d.run(ctx)
+		out = append(out, d.results...)
+	}
+	return out
+}
+
+// doctor checks one workload.
+type doctor struct {
+	env     doctorEnv
+	w       inventory.Workload
+	cl      *gcp.Clients
+	results []checkResult
+}
+
+func (d *doctor) add(check, st, detail, fix string) {
+	d.results = append(d.results, checkResult{Workload: d.w.Name, Check: check, Status: st, Detail: detail, Fix: fix})
+}
+
+// who names the principal the fixes grant to: the credentials' service account, or
+// PRINCIPAL, which whoNote explains.
+func (d *doctor) who() string {
+	if d.env.identity != "" {
+		return d.env.identity
+	}
+	return "PRINCIPAL"
+}
+
+// whoNote says what PRINCIPAL stands for, when the fix names it.
+func (d *doctor) whoNote() string {
+	if d.env.identity != "" {
+		return ""
+	}
+	return fmt.Sprintf("; PRINCIPAL is who runs this: in CI the project's Workload Identity principal, principalSet://iam.googleapis.com/…/attribute.project_id/%d", d.w.ProjectID)
+}
+
+func (d *doctor) emulated() bool { return d.env.config(d.w.GCPProject).EmulatorHost != "" }
+
+func (d *doctor) run(ctx context.Context) {
+	w := d.w
+	d.add("inventory", checkOK, fmt.Sprintf("%s is a job of project %s, regions %s", w.Name, w.GCPProject, strings.Join(w.Regions, ", ")), "")
+	cfg := d.env.config(w.GCPProject)
+	cl, err := gcp.Dial(ctx, cfg)
+	if err != nil {
+		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the template's id_tokens do it)")
+		return
+	}
+	defer cl.Close()
+	d.cl = cl
+	st, err := gcp.NewStorage(ctx, cfg)
+	if err != nil {
+		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)")
+		return
+	}
+	defer st.Close()
+
+	runUp := d.checkRunAPI(ctx)
+	schedUp := d.checkSchedulerAPI(ctx)
+	d.checkTopic(ctx, "deploy topic", platform.DeployTopic(w.Name), "runwayctl deploy")
+	d.checkTopic(ctx, "trigger topic", platform.TriggerTopic(w.Name), "runwayctl run")
+	d.checkState(ctx, st)
+	if runUp {
+		d.checkJob(ctx)
+	}
+	if schedUp {
+		d.checkSchedulerJob(ctx)
+	}
+	d.checkImageRepository(ctx)
+}
+
+// apiProblem classifies an error of a call that should have reached api: ("", "") when the
+// API answered (an answer about the resource or the caller's rights means it is enabled),
+// else what is wrong and its fix.
+func (d *doctor) apiProblem(err error, api string) (detail, fix string) {
+	if err == nil || errors.Is(err, iterator.Done) {
+		return "", ""
+	}
+	enable := fmt.Sprintf("gcloud services enable %s --project %s", api, d.w.GCPProject)
+	if serviceDisabled(err) {
+		return api + " is not enabled in " + d.w.GCPProject + ": " + shortError(err), enable
+	}
+	code := status.Code(err)
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		switch ge.Code {
+		case http.StatusNotFound, http.StatusForbidden:
+			return "", ""
+		case http.StatusUnauthorized:
+			code = codes.Unauthenticated
+		}
+	}
+	switch code {
+	case codes.NotFound, codes.PermissionDenied:
+		return "", ""
+	case codes.Unauthenticated:
+		return "not authenticated: " + shortError(err), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the template's id_tokens do it)"
+	}
+	return "cannot reach " + api + ": " + shortError(err), "check the network and " + enable
+}
+
+// serviceDisabled reports Google's answer for a disabled API: an ErrorInfo with reason
+// SERVICE_DISABLED, or its message.
+func serviceDisabled(err error) bool {
+	if st, ok := status.FromError(err); ok {
+		for _, det := range st.Details() {
+			if info, ok := det.(*errdetails.ErrorInfo); ok && info.Reason == "SERVICE_DISABLED" {
+				return true
+			}
+		}
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "SERVICE_DISABLED") || strings.Contains(msg, "has not been used in project") || strings.Contains(msg, "it is disabled")
+}
+
+// shortError is the message of err without the client's wrapping.
+func shortError(err error) string {
+	if st, ok := status.FromError(err); ok {
+		return st.Code().String() + ": " + st.Message()
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Message != "" {
+		return fmt.Sprintf("%d: %s", ge.Code, ge.Message)
+	}
+	return err.Error()
+}
+
+func (d *doctor) checkRunAPI(ctx context.Context) bool {
+	parent := "projects/" + d.w.GCPProject + "/locations/" + d.w.DefaultRegion()
+	_, err := d.cl.Jobs.ListJobs(ctx, &runpb.ListJobsRequest{Parent: parent, PageSize: 1}).Next()
+	if detail, fix := d.apiProblem(err, "run.googleapis.com"); detail != "" {
+		d.add("Cloud Run API", checkFail, detail, fix)
+		return false
+	}
+	d.add("Cloud Run API", checkOK, "answers in "+d.w.GCPProject, "")
+	return true
+}
+
+func (d *doctor) checkSchedulerAPI(ctx context.Context) bool {
+	parent := "projects/" + d.w.GCPProject + "/locations/" + d.w.DefaultRegion()
+	_, err := d.cl.Scheduler.ListJobs(ctx, &schedulerpb.ListJobsRequest{Parent: parent, PageSize: 1}).Next()
+	if detail, fix := d.apiProblem(err, "cloudscheduler.googleapis.com"); detail != "" {
+		d.add("Cloud Scheduler API", checkFail, detail, fix)
+		return false
+	}
+	d.add("Cloud Scheduler API", checkOK, "answers in "+d.w.GCPProject, "")
+	return true
+}
+
+// checkTopic checks that topic exists and may be published to. TestIamPermissions needs no
+// permission of its own; it grants nothing on a topic that does not exist, which GetTopic
+// then tells apart (when the caller may get topics: publishers may not).
+func (d *doctor) checkTopic(ctx context.Context, check, topic, usedBy string) {
+	name := platform.TopicPath(d.w.GCPProject, topic)
+	const perm = "pubsub.topics.publish"
+	r, err := d.cl.PubSub.TopicAdminClient.TestIamPermissions(ctx, &iampb.TestIamPermissionsRequest{Resource: name, Permissions: []string{perm}})
+	if err == nil && len(r.Permissions) == 1 {
+		d.add(check, checkOK, name+": exists, "+perm+" granted", "")
+		return
+	}
+	if detail, fix := d.apiProblem(err, "pubsub.googleapis.com"); detail != "" {
+		d.add(check, checkFail, detail, fix)
+		return
+	}
+	if status.Code(err) == codes.NotFound {
+		d.add(check, checkFail, name+" does not exist", "the platform creates it when it onboards "+d.w.Name+" (infra/modules/job-workload): ask the platform team to apply it")
+		return
+	}
+	_, gerr := d.cl.PubSub.TopicAdminClient.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: name})
+	if status.Code(gerr) == codes.NotFound {
+		d.add(check, checkFail, name+" does not exist", "the platform creates it when it onboards "+d.w.Name+" (infra/modules/job-workload): ask the platform team to apply it")
+		return
+	}
+	d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (%s needs it)", perm, name, usedBy),
+		fmt.Sprintf("gcloud pubsub topics add-iam-policy-binding %s --project %s --role roles/pubsub.publisher --member %s (the platform grants it to pipelines of protected refs only: is this ref protected?)%s", topic, d.w.GCPProject, d.who(), d.whoNote()))
+}
+
+// checkState checks the durable store deploy --wait, run --wait and status read.
+func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
+	const check = "state"
+	url := d.env.state
+	switch {
+	case url == "":
+		d.add(check, checkFail, state.EnvVar+" is not set: deploy --wait, run --wait and status read their outcomes from it",
+			"set "+state.EnvVar+" to the platform's store (gs://BUCKET/PREFIX: terraform output state_url; the CI template's state input)")
+		return
+	case !strings.HasPrefix(url, "gs://"):
+		dir := strings.TrimPrefix(url, "file://")
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			d.add(check, checkFail, "local store "+dir+" is not a directory", "start the local platform (runwayctl dev) and export the "+state.EnvVar+" it prints")
+			return
+		}
+		d.add(check, checkOK, "local store "+dir+" (the local platform)", "")
+		return
+	}
+	bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
+	perms := []string{"storage.objects.get", "storage.objects.list"}
+	granted, err := st.Bucket(bucket).IAM().TestPermissions(ctx, perms)
+	var ge *googleapi.Error
+	switch {
+	case errors.As(err, &ge) && ge.Code == http.StatusNotFound:
+		d.add(check, checkFail, "bucket gs://"+bucket+" does not exist", "check "+state.EnvVar+" (terraform output state_url)")
+		return
+	case err != nil:
+		detail, fix := d.apiProblem(err, "storage.googleapis.com")
+		if detail == "" {
+			detail, fix = "gs://"+bucket+": "+shortError(err), "check "+state.EnvVar+" (terraform output state_url)"
+		}
+		d.add(check, checkFail, detail, fix)
+		return
+	}
+	if missing := missingFrom(perms, granted); len(missing) > 0 {
+		d.add(check, checkFail, fmt.Sprintf("%s not granted on gs://%s (deploy --wait, run --wait and status read records)", strings.Join(missing, ", "), bucket),
+			fmt.Sprintf("gcloud storage buckets add-iam-policy-binding gs://%s --role roles/storage.objectViewer --member %s%s", bucket, d.who(), d.whoNote()))
+		return
+	}
+	d.add(check, checkOK, "gs://"+bucket+": "+strings.Join(perms, ", ")+" granted", "")
+}
+
+// missingFrom returns the elements of want not in got.
+func missingFrom(want, got []string) []string {
+	var out []string
+	for _, p := range want {
+		found := false
+		for _, g := range got {
+			found = found || g == p
+		}
+		if !found {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// checkJob checks what plan, status, logs and run --wait read of the Cloud Run job: the job
+// and its executions, with TestIamPermissions on the job once it exists.
+func (d *doctor) checkJob(ctx context.Context) {
+	const check = "Cloud Run job"
+	perms := []string{"run.jobs.get", "run.executions.get", "run.executions.list"}
+	grant := func() string {
+		return fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/run.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote())
+	}
+	for _, region := range d.w.Regions {
+		name := platform.JobName(d.w.GCPProject, region, d.w.Name)
+		_, err := d.cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
+		switch status.Code(err) {
+		case codes.NotFound:
+			continue
+		case codes.PermissionDenied:
+			d.add(check, checkFail, "run.jobs.get denied on "+name+" (plan, status and logs read the job)", grant())
+			return
+		case codes.OK:
+		default:
+			d.add(check, checkFail, "read "+name+": "+shortError(err), "check the network and the Cloud Run API")
+			return
+		}
+		r, err := d.cl.Jobs.TestIamPermissions(ctx, &iampb.TestIamPermissionsRequest{Resource: name, Permissions: perms})
+		if err != nil {
+			d.add(check, checkFail, "TestIamPermissions on "+name+": "+shortError(err), "check the Cloud Run API")
+			return
+		}
+		if missing := missingFrom(perms, r.Permissions); len(missing) > 0 {
+			d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (status, logs and run --wait read executions)", strings.Join(missing, ", "), name), grant())
+			return
+		}
+		d.add(check, checkOK, name+": "+strings.Join(perms, ", ")+" granted", "")
+		return
+	}
+	d.add(check, checkSkip, fmt.Sprintf("%s is not deployed yet: %s are tested on the job after its first deploy (Cloud Run has no location-level TestIamPermissions); run.jobs.get is granted (GetJob answered NotFound)", d.w.Name, strings.Join(perms[1:], ", ")), "")
+}
+
+// checkSchedulerJob checks cloudscheduler.jobs.get, which plan and status need (Scheduler has
+// no TestIamPermissions: the Get itself is the test; NotFound means it was allowed).
+func (d *doctor) checkSchedulerJob(ctx context.Context) {
+	const check = "Scheduler job"
+	name := platform.JobName(d.w.GCPProject, d.w.DefaultRegion(), d.w.Name)
+	_, err := d.cl.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
+	switch status.Code(err) {
+	case codes.OK:
+		d.add(check, checkOK, name+": cloudscheduler.jobs.get granted", "")
+	case codes.NotFound:
+		d.add(check, checkOK, "cloudscheduler.jobs.get granted (no Scheduler job yet: on demand, or not deployed)", "")
+	case codes.PermissionDenied:
+		d.add(check, checkFail, "cloudscheduler.jobs.get denied on "+name+" (plan and status read it)",
+			fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/cloudscheduler.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote()))
+	default:
+		d.add(check, checkFail, "read "+name+": "+shortError(err), "check the network and the Cloud Scheduler API")
+	}
+}
+
+// checkImageRepository checks the inventory's artifact_repository: its shape (the inventory
+// schema's rule, checked again here as doctor may read an inventory from elsewhere) and, on
+// Google Cloud, that the registry answers. Read rights on the repository are not tested:
+// that needs the Artifact Registry API, which runwayctl does not use.
+func (d *doctor) checkImageRepository(ctx context.Context) {
+	const check = "image repository"
+	repo := d.w.ArtifactRepository
+	if repo == "" {
+		d.add(check, checkFail, "the inventory names no artifact_repository: deploy refuses every image", "ask the platform team to set artifact_repository for "+d.w.Name)
+		return
+	}
+	if !artifactRepository.MatchString(repo) {
+		d.add(check, checkFail, repo+" is not HOST-docker.pkg.dev/PROJECT/REPOSITORY", "fix artifact_repository in the inventory")
+		return
+	}
+	if d.emulated() {
+		d.add(check, checkOK, repo+": well formed (the local platform pulls no image: not contacted)", "")
+		return
+	}
+	host, _, _ := strings.Cut(repo, "/")
+	hc := d.env.http
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+host+"/v2/", nil)
+	if err != nil {
+		d.add(check, checkFail, err.Error(), "fix artifact_repository in the inventory")
+		return
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		d.add(check, checkFail, "registry "+host+" does not answer: "+err.Error(), "check the network (and artifact_repository's region)")
+		return
+	}
+	resp.Body.Close()
+	d.add(check, checkOK, fmt.Sprintf("%s: registry answers (%s); read rights on the repository are not tested", repo, resp.Status), "")
+}
+
+// artifactRepository is the inventory schema's shape of artifact_repository.
+var artifactRepository = regexp.MustCompile(`^[a-z0-9-]+-docker\.pkg\.dev/[a-z][a-z0-9-]{4,28}[a-z0-9]/[a-z0-9][a-z0-9._-]*$`)
+
+// printDoctor writes the results as text lines (a mark and a word, so colour is never the
+// only signal) or as JSON.
+func printDoctor(out io.Writer, format string, results []checkResult) error {
+	if format == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	var ok, failed, skipped int
+	last := ""
+	for _, r := range results {
+		if r.Workload != last {
+			fmt.Fprintln(out, r.Workload)
+			last = r.Workload
+		}
+		mark := "✓ ok  "
+		switch r.Status {
+		case checkFail:
+			mark, failed = "✗ FAIL", failed+1
+		case checkSkip:
+			mark, skipped = "- skip", skipped+1
+		default:
+			ok++
+		}
+		fmt.Fprintf(out, "  %s  %-19s %s\n", mark, r.Check, r.Detail)
+		if r.Fix != "" {
+			fmt.Fprintf(out, "          fix: %s\n", r.Fix)
+		}
+	}
+	fmt.Fprintf(out, "doctor: %d ok, %d failed, %d skipped\n", ok, failed, skipped)
+	return nil
+}
+
+// identityFromCredentials names the principal of the credentials file at path for the fixes
+// ("" when unknown); see identityOf.
+func identityFromCredentials(path string) string {
+	if path == "" {
+		return ""
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	return identityOf(f)
+}
+
+// identityOf reads a credentials file: the service account of a key, or the one an external
+// account impersonates; "" otherwise. At most 64 KiB are read and only these fields are kept
+// (nothing secret is printed).
+func identityOf(r io.Reader) string {
+	var c struct {
+		Type          string `json:"type"`
+		ClientEmail   string `json:"client_email"`
+		Impersonation string `json:"service_account_impersonation_url"`
+	}
+	if json.NewDecoder(io.LimitReader(r, 64<<10)).Decode(&c) != nil {
+		return ""
+	}
+	if c.Type == "service_account" && serviceAccountEmail.MatchString(c.ClientEmail) {
+		return "serviceAccount:" + c.ClientEmail
+	}
+	if m := impersonated.FindStringSubmatch(c.Impersonation); m != nil && c.Type == "external_account" {
+		return "serviceAccount:" + m[1]
+	}
+	return ""
+}
+
+var serviceAccountEmail = regexp.MustCompile(`^[a-z0-9-]{1,100}@[a-z0-9.-]{1,200}$`)
+
+var impersonated = regexp.MustCompile(`/serviceAccounts/([a-z0-9-]{1,100}@[a-z0-9.-]{1,200}):generateAccessToken$`)
+
+// deniedPermission reads the permission and resource Google names in a PermissionDenied: its
+// ErrorInfo's metadata, else its message ("Permission 'P' denied on resource 'R' …").
+func deniedPermission(err error) (permission, resource string) {
+	st, ok := status.FromError(err)
+	if !ok {
+		return "", ""
+	}
+	for _, det := range st.Details() {
+		if info, ok := det.(*errdetails.ErrorInfo); ok && info.Metadata["permission"] != "" {
+			return info.Metadata["permission"], info.Metadata["resource"]
+		}
+	}
+	if m := deniedMessage.FindStringSubmatch(st.Message()); m != nil {
+		return m[1], m[2]
+	}
+	return "", ""
+}
+
+var deniedMessage = regexp.MustCompile(`Permission '([^']+)' denied on resource '([^']*)'`)
+
+// notCheckedNote is plan's note when Cloud Run refused a validate_only call for lack of a
+// permission: which one, on what, and that the deploy function will validate the job.
+func notCheckedNote(err error) string {
+	perm, res := deniedPermission(err)
+	if perm == "" {
+		return "  (not checked by Cloud Run: this identity may not validate jobs: " + shortError(err) + ")"
+	}
+	on := ""
+	if res != "" {
+		on = " on " + res
+	}
+	return "  (not checked by Cloud Run: this identity lacks " + perm + on + "; the deploy function validates the job when it applies it)"
+}
