@@ -55,6 +55,9 @@ type doctorEnv struct {
 	config    func(project string) gcp.Config
 	identity  string
 	http      *http.Client // for the image registry; nil: a 10 s client
+	// unprotectedRef is true in a GitLab pipeline of an unprotected ref (a merge request's
+	// branch), which may not publish: there a missing publish right is expected, not a failure.
+	unprotectedRef bool
 }
 
 func newDoctorCmd() *cobra.Command {
@@ -68,18 +71,23 @@ that its deploy and trigger topics exist and may be published to (deploy, run); 
 bucket exists and its records may be read (deploy --wait, run --wait, status); that its Cloud Run
 job, executions and Scheduler job may be read (plan, status, logs, run --wait); and that its image
 repository is well formed and answers. Each check prints one line, ✓ ok, ✗ FAIL or - skip, and
-every failure a fix. Without a workload, every job of the inventory is checked.
+every failure a fix. Without a workload, every job of the inventory is checked. In a pipeline
+of an unprotected ref (CI_COMMIT_REF_PROTECTED=false), which may not publish, a missing publish
+right is a skip, not a failure.
 
 Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 doctor could not run.
 
 Environment: RUNWAY_INVENTORY, RUNWAY_STATE, RUNWAY_EMULATOR_HOST (local platform),
-GOOGLE_APPLICATION_CREDENTIALS (named in the fixes when it is a service account's).`,
+GOOGLE_APPLICATION_CREDENTIALS (named in the fixes when it is a service account's),
+CI_COMMIT_REF_PROTECTED.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if format != "text" && format != "json" {
 				return fmt.Errorf("--format must be text or json, not %q", format)
 			}
-			env := doctorEnv{inventory: invPath, state: os.Getenv(state.EnvVar), config: gcp.FromEnv, identity: identityFromCredentials(os.Getenv("GOOGLE_APPLICATION_CREDENTIALS"))}
+			env := doctorEnv{inventory: invPath, state: os.Getenv(state.EnvVar), config: gcp.FromEnv,
+				identity:       identityFromCredentials(os.Getenv("GOOGLE_APPLICATION_CREDENTIALS")),
+				unprotectedRef: os.Getenv("CI_COMMIT_REF_PROTECTED") == "false"}
 			workload := ""
 			if len(args) == 1 {
 				workload = args[0]
@@ -300,6 +308,10 @@ func (d *doctor) checkTopic(ctx context.Context, check, topic, usedBy string) {
 		d.add(check, checkFail, name+" does not exist", "the platform creates it when it onboards "+d.w.Name+" (infra/modules/job-workload): ask the platform team to apply it")
 		return
 	}
+	if d.env.unprotectedRef {
+		d.add(check, checkSkip, fmt.Sprintf("%s not granted on %s: expected on this unprotected ref (the platform grants publish to pipelines of protected refs only; %s runs there)", perm, name, usedBy), "")
+		return
+	}
 	d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (%s needs it)", perm, name, usedBy),
 		fmt.Sprintf("gcloud pubsub topics add-iam-policy-binding %s --project %s --role roles/pubsub.publisher --member %s (the platform grants it to pipelines of protected refs only: is this ref protected?)%s", topic, d.w.GCPProject, d.who(), d.whoNote()))
 }
@@ -452,7 +464,7 @@ func (d *doctor) checkImageRepository(ctx context.Context) {
 		return
 	}
 	resp.Body.Close()
-	d.add(check, checkOK, fmt.Sprintf("%s: registry answers (%s); read rights on the repository are not tested", repo, resp.Status), "")
+	d.add(check, checkOK, fmt.Sprintf("%s: registry %s answers (%s to an anonymous probe); read rights on the repository are not tested", repo, host, resp.Status), "")
 }
 
 // artifactRepository is the inventory schema's shape of artifact_repository.

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,6 +169,18 @@ func TestDoctorNamesWhatIsMissing(t *testing.T) {
 			},
 		},
 		{
+			name: "publish denied in a pipeline of an unprotected ref",
+			setup: func(t *testing.T, w *doctorWorld) {
+				w.deny(t, trigger, "pubsub.topics.publish")
+				t.Setenv("CI_COMMIT_REF_PROTECTED", "false")
+			},
+			wantCode: 0,
+			want: []string{
+				"  - skip  trigger topic       pubsub.topics.publish not granted on " + trigger + ": expected on this unprotected ref",
+				"doctor: 7 ok, 0 failed, 2 skipped",
+			},
+		},
+		{
 			name: "the trigger topic does not exist",
 			setup: func(t *testing.T, w *doctorWorld) {
 				if err := w.cl.PubSub.TopicAdminClient.DeleteTopic(context.Background(), &pubsubpb.DeleteTopicRequest{Topic: trigger}); err != nil {
@@ -270,6 +285,50 @@ func TestPlanNamesTheMissingPermission(t *testing.T) {
 	want := "  (not checked by Cloud Run: this identity lacks run.jobs.create on projects/runway-test/locations/us-east1; the deploy function validates the job when it applies it)"
 	if !strings.Contains(stdout, "Cloud Run job "+platform.JobName(runProject, "us-east1", "nightly-report")+": create\n"+want+"\n") {
 		t.Errorf("plan output:\n%s\nwant the create line followed by\n%s", stdout, want)
+	}
+}
+
+// TestImageRepositoryProbe: on Google Cloud the registry of artifact_repository must answer;
+// a local TLS server stands in for it.
+func TestImageRepositoryProbe(t *testing.T) {
+	var asked []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked = append(asked, r.Host+r.URL.Path)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	toServer := srv.Client()
+	tr := toServer.Transport.(*http.Transport).Clone()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, srv.Listener.Addr().String())
+	}
+	tr.TLSClientConfig.InsecureSkipVerify = true // the test server's certificate names 127.0.0.1, not the registry
+	tests := []struct {
+		name       string
+		repo       string
+		client     *http.Client
+		wantStatus string
+		wantDetail string
+	}{
+		{name: "answers", repo: "us-east1-docker.pkg.dev/proj-a/repo", client: &http.Client{Transport: tr}, wantStatus: checkOK, wantDetail: "registry us-east1-docker.pkg.dev answers (401 Unauthorized to an anonymous probe)"},
+		{name: "does not answer", repo: "us-east1-docker.pkg.dev/proj-a/repo", client: &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("no route")
+		}}}, wantStatus: checkFail, wantDetail: "registry us-east1-docker.pkg.dev does not answer"},
+		{name: "malformed", repo: "docker.io/library", wantStatus: checkFail, wantDetail: "is not HOST-docker.pkg.dev/PROJECT/REPOSITORY"},
+		{name: "missing", repo: "", wantStatus: checkFail, wantDetail: "names no artifact_repository"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &doctor{env: doctorEnv{config: func(string) gcp.Config { return gcp.Config{} }, http: tt.client}}
+			d.w.Name, d.w.ArtifactRepository = "w", tt.repo
+			d.checkImageRepository(context.Background())
+			if len(d.results) != 1 || d.results[0].Status != tt.wantStatus || !strings.Contains(d.results[0].Detail, tt.wantDetail) {
+				t.Errorf("results %+v; want %s with %q", d.results, tt.wantStatus, tt.wantDetail)
+			}
+		})
+	}
+	if len(asked) != 1 || asked[0] != "us-east1-docker.pkg.dev/v2/" {
+		t.Errorf("registry asked for %q, want us-east1-docker.pkg.dev/v2/ once", asked)
 	}
 }
 
