@@ -141,3 +141,58 @@ func TestIAMDenyRules(t *testing.T) {
 		t.Errorf("GetJob after DELETE /emulator/v1/iam/deny: %v", err)
 	}
 }
+
+// TestIAMPolicies: Get/SetIamPolicy store a policy per resource with an etag, as the clients
+// expect for read-modify-write, and answer NotFound for resources that do not exist.
+func TestIAMPolicies(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	cl := dial(t, e)
+	ctx := ctxT(t)
+	job := createJob(t, cl, "policy-job", "true")
+	topic := "projects/" + project + "/topics/policy-topic"
+	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		t.Fatal(err)
+	}
+	type policyAPI struct {
+		get func(*iampb.GetIamPolicyRequest) (*iampb.Policy, error)
+		set func(*iampb.SetIamPolicyRequest) (*iampb.Policy, error)
+	}
+	apis := map[string]policyAPI{
+		job.Name: {
+			get: func(r *iampb.GetIamPolicyRequest) (*iampb.Policy, error) { return cl.Jobs.GetIamPolicy(ctx, r) },
+			set: func(r *iampb.SetIamPolicyRequest) (*iampb.Policy, error) { return cl.Jobs.SetIamPolicy(ctx, r) },
+		},
+		topic: {
+			get: func(r *iampb.GetIamPolicyRequest) (*iampb.Policy, error) {
+				return cl.PubSub.TopicAdminClient.GetIamPolicy(ctx, r)
+			},
+			set: func(r *iampb.SetIamPolicyRequest) (*iampb.Policy, error) {
+				return cl.PubSub.TopicAdminClient.SetIamPolicy(ctx, r)
+			},
+		},
+	}
+	for name, api := range apis {
+		p, err := api.get(&iampb.GetIamPolicyRequest{Resource: name})
+		if err != nil || len(p.Bindings) != 0 {
+			t.Fatalf("%s: GetIamPolicy = %v, %v; want an empty policy", name, p, err)
+		}
+		p.Bindings = []*iampb.Binding{{Role: "roles/viewer", Members: []string{"user:a@example.com"}}}
+		set, err := api.set(&iampb.SetIamPolicyRequest{Resource: name, Policy: p})
+		if err != nil {
+			t.Fatalf("%s: SetIamPolicy: %v", name, err)
+		}
+		got, err := api.get(&iampb.GetIamPolicyRequest{Resource: name})
+		if err != nil || len(got.Bindings) != 1 || string(got.Etag) != string(set.Etag) {
+			t.Errorf("%s: GetIamPolicy after Set = %v, %v", name, got, err)
+		}
+		if _, err := api.set(&iampb.SetIamPolicyRequest{Resource: name, Policy: p}); status.Code(err) != codes.Aborted {
+			t.Errorf("%s: SetIamPolicy with a stale etag = %v, want Aborted", name, err)
+		}
+		if _, err := api.get(&iampb.GetIamPolicyRequest{Resource: name + "-missing"}); status.Code(err) != codes.NotFound {
+			t.Errorf("%s: GetIamPolicy of a missing resource = %v, want NotFound", name, err)
+		}
+	}
+	if _, err := cl.Jobs.TestIamPermissions(ctx, &iampb.TestIamPermissionsRequest{Resource: job.Name, Permissions: []string{"pubsub.topics.publish"}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a Pub/Sub permission on a job = %v, want InvalidArgument", err)
+	}
+}
