@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 	"time"
@@ -164,12 +165,14 @@ func (d *doctor) who() string {
 	return "PRINCIPAL"
 }
 
-// whoNote says what PRINCIPAL stands for, when the fix names it.
-func (d *doctor) whoNote() string {
+// whoNote says what PRINCIPAL stands for, when the fix names it: in CI the GitLab project's
+// Workload Identity principal set, by attribute (protected_project_id for what only protected
+// refs may do, project_id for reads).
+func (d *doctor) whoNote(attribute string) string {
 	if d.env.identity != "" {
 		return ""
 	}
-	return fmt.Sprintf("; PRINCIPAL is who runs this: in CI the project's Workload Identity principal, principalSet://iam.googleapis.com/…/attribute.project_id/%d", d.w.ProjectID)
+	return fmt.Sprintf("; PRINCIPAL is who runs this: in CI principalSet://iam.googleapis.com/POOL/attribute.%s/%d", attribute, d.w.ProjectID)
 }
 
 func (d *doctor) emulated() bool { return d.env.config(d.w.GCPProject).EmulatorHost != "" }
@@ -313,49 +316,97 @@ func (d *doctor) checkTopic(ctx context.Context, check, topic, usedBy string) {
 		return
 	}
 	d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (%s needs it)", perm, name, usedBy),
-		fmt.Sprintf("gcloud pubsub topics add-iam-policy-binding %s --project %s --role roles/pubsub.publisher --member %s (the platform grants it to pipelines of protected refs only: is this ref protected?)%s", topic, d.w.GCPProject, d.who(), d.whoNote()))
+		fmt.Sprintf("gcloud pubsub topics add-iam-policy-binding %s --project %s --role roles/pubsub.publisher --member %s (the platform grants it to pipelines of protected refs only: is this ref protected?)%s", topic, d.w.GCPProject, d.who(), d.whoNote("protected_project_id")))
 }
 
-// checkState checks the durable store deploy --wait, run --wait and status read.
+// checkState checks the durable store deploy --wait, run --wait and status read, by making
+// their reads: the workload's records (a probe key under deploys/W/ and runs/W/: not found
+// means the read was allowed) and the list of its run records. Bucket-level
+// TestIamPermissions would not do: the platform grants the reads with a condition on the
+// records' names, which a test on the bucket does not meet.
 func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
 	const check = "state"
 	url := d.env.state
+	var store state.Store
+	where := url
 	switch {
 	case url == "":
 		d.add(check, checkFail, state.EnvVar+" is not set: deploy --wait, run --wait and status read their outcomes from it",
 			"set "+state.EnvVar+" to the platform's store (gs://BUCKET/PREFIX: terraform output state_url; the CI template's state input)")
 		return
-	case !strings.HasPrefix(url, "gs://"):
+	case strings.HasPrefix(url, "gs://"):
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
+		// TestPermissions needs no permission: a 404 says the bucket does not exist.
+		_, err := st.Bucket(bucket).IAM().TestPermissions(ctx, []string{"storage.objects.get"})
+		var ge *googleapi.Error
+		switch {
+		case errors.As(err, &ge) && ge.Code == http.StatusNotFound:
+			d.add(check, checkFail, "bucket gs://"+bucket+" does not exist", "check "+state.EnvVar+" (terraform output state_url)")
+			return
+		case err != nil:
+			detail, fix := d.apiProblem(err, "storage.googleapis.com")
+			if detail == "" {
+				detail, fix = "gs://"+bucket+": "+shortError(err), "check "+state.EnvVar+" (terraform output state_url)"
+			}
+			d.add(check, checkFail, detail, fix)
+			return
+		}
+		g, err := state.OpenGCS(ctx, url, d.env.config(d.w.GCPProject))
+		if err != nil {
+			d.add(check, checkFail, err.Error(), "check "+state.EnvVar+" (terraform output state_url)")
+			return
+		}
+		defer g.Close()
+		store = g
+	default:
 		dir := strings.TrimPrefix(url, "file://")
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			d.add(check, checkFail, "local store "+dir+" is not a directory", "start the local platform (runwayctl dev) and export the "+state.EnvVar+" it prints")
 			return
 		}
-		d.add(check, checkOK, "local store "+dir+" (the local platform)", "")
-		return
-	}
-	bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
-	perms := []string{"storage.objects.get", "storage.objects.list"}
-	granted, err := st.Bucket(bucket).IAM().TestPermissions(ctx, perms)
-	var ge *googleapi.Error
-	switch {
-	case errors.As(err, &ge) && ge.Code == http.StatusNotFound:
-		d.add(check, checkFail, "bucket gs://"+bucket+" does not exist", "check "+state.EnvVar+" (terraform output state_url)")
-		return
-	case err != nil:
-		detail, fix := d.apiProblem(err, "storage.googleapis.com")
-		if detail == "" {
-			detail, fix = "gs://"+bucket+": "+shortError(err), "check "+state.EnvVar+" (terraform output state_url)"
+		var err error
+		if store, err = state.Open(url); err != nil {
+			d.add(check, checkFail, err.Error(), "start the local platform (runwayctl dev) and export the "+state.EnvVar+" it prints")
+			return
 		}
-		d.add(check, checkFail, detail, fix)
+		where = "local store " + dir
+	}
+	const probe = "runway-doctor-probe"
+	reads := []struct{ key, usedBy string }{
+		{platform.DeployRecordKey(d.w.Name, probe), "deploy --wait"},
+		{platform.RunRecordKey(d.w.Name, probe), "run --wait and status"},
+	}
+	var denied []string
+	for _, r := range reads {
+		if _, err := store.Get(ctx, r.key); err != nil && !errors.Is(err, state.ErrNotFound) {
+			if !forbidden(err) {
+				d.add(check, checkFail, "read "+r.key+" in "+where+": "+shortError(err), "check the network and "+state.EnvVar)
+				return
+			}
+			denied = append(denied, fmt.Sprintf("storage.objects.get on %s (%s)", path.Dir(r.key)+"/", r.usedBy))
+		}
+	}
+	runs := "runs/" + d.w.Name + "/"
+	if _, err := store.List(ctx, runs); err != nil {
+		if !forbidden(err) {
+			d.add(check, checkFail, "list "+runs+" in "+where+": "+shortError(err), "check the network and "+state.EnvVar)
+			return
+		}
+		denied = append(denied, "storage.objects.list of "+runs+" (status)")
+	}
+	if len(denied) > 0 {
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
+		d.add(check, checkFail, where+": not granted: "+strings.Join(denied, ", "),
+			fmt.Sprintf("gcloud storage buckets add-iam-policy-binding gs://%s --role roles/storage.objectViewer --member %s (infra/modules/job-workload grants it with a condition on the names of %s's records, which must admit these reads)%s", bucket, d.who(), d.w.Name, d.whoNote("project_id")))
 		return
 	}
-	if missing := missingFrom(perms, granted); len(missing) > 0 {
-		d.add(check, checkFail, fmt.Sprintf("%s not granted on gs://%s (deploy --wait, run --wait and status read records)", strings.Join(missing, ", "), bucket),
-			fmt.Sprintf("gcloud storage buckets add-iam-policy-binding gs://%s --role roles/storage.objectViewer --member %s%s", bucket, d.who(), d.whoNote()))
-		return
-	}
-	d.add(check, checkOK, "gs://"+bucket+": "+strings.Join(perms, ", ")+" granted", "")
+	d.add(check, checkOK, where+": "+d.w.Name+"'s records may be read (deploys/"+d.w.Name+"/, runs/"+d.w.Name+"/) and listed ("+runs+")", "")
+}
+
+// forbidden reports Cloud Storage's answer to a missing permission.
+func forbidden(err error) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == http.StatusForbidden
 }
 
 // missingFrom returns the elements of want not in got.
@@ -379,7 +430,7 @@ func (d *doctor) checkJob(ctx context.Context) {
 	const check = "Cloud Run job"
 	perms := []string{"run.jobs.get", "run.executions.get", "run.executions.list"}
 	grant := func() string {
-		return fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/run.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote())
+		return fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/run.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote("project_id"))
 	}
 	for _, region := range d.w.Regions {
 		name := platform.JobName(d.w.GCPProject, region, d.w.Name)
@@ -423,7 +474,7 @@ func (d *doctor) checkSchedulerJob(ctx context.Context) {
 		d.add(check, checkOK, "cloudscheduler.jobs.get granted (no Scheduler job yet: on demand, or not deployed)", "")
 	case codes.PermissionDenied:
 		d.add(check, checkFail, "cloudscheduler.jobs.get denied on "+name+" (plan and status read it)",
-			fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/cloudscheduler.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote()))
+			fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/cloudscheduler.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote("project_id")))
 	default:
 		d.add(check, checkFail, "read "+name+": "+shortError(err), "check the network and the Cloud Scheduler API")
 	}

@@ -123,7 +123,7 @@ func TestDoctorPassesOnAFreshPlatform(t *testing.T) {
 		"  ✓ ok    Cloud Scheduler API answers in runway-test",
 		"  ✓ ok    deploy topic        " + platform.TopicPath(runProject, platform.DeployTopic("nightly-report")) + ": exists, pubsub.topics.publish granted",
 		"  ✓ ok    trigger topic       " + trigger + ": exists, pubsub.topics.publish granted",
-		"  ✓ ok    state               gs://runway-state: storage.objects.get, storage.objects.list granted",
+		"  ✓ ok    state               gs://runway-state/runway: nightly-report's records may be read (deploys/nightly-report/, runs/nightly-report/) and listed (runs/nightly-report/)",
 		"  - skip  Cloud Run job       nightly-report is not deployed yet: run.executions.get, run.executions.list are tested on the job after its first deploy (Cloud Run has no location-level TestIamPermissions); run.jobs.get is granted (GetJob answered NotFound)",
 		"  ✓ ok    Scheduler job       cloudscheduler.jobs.get granted (no Scheduler job yet: on demand, or not deployed)",
 		"  ✓ ok    image repository    us-east1-docker.pkg.dev/runway-test/nightly-report: well formed (the local platform pulls no image: not contacted)",
@@ -196,7 +196,24 @@ func TestDoctorNamesWhatIsMissing(t *testing.T) {
 				w.deny(t, "projects/_/buckets/runway-state", "storage.objects.list")
 			},
 			wantCode: 1,
-			want:     []string{"  ✗ FAIL  state               storage.objects.list not granted on gs://runway-state", "          fix: gcloud storage buckets add-iam-policy-binding gs://runway-state --role roles/storage.objectViewer"},
+			want: []string{"  ✗ FAIL  state               gs://runway-state/runway: not granted: storage.objects.list of runs/nightly-report/ (status)",
+				"          fix: gcloud storage buckets add-iam-policy-binding gs://runway-state --role roles/storage.objectViewer --member PRINCIPAL"},
+		},
+		{
+			name: "deploy records may not be read",
+			setup: func(t *testing.T, w *doctorWorld) {
+				w.deny(t, "projects/_/buckets/runway-state/objects/runway/deploys/nightly-report", "storage.objects.get")
+			},
+			wantCode: 1,
+			want:     []string{"  ✗ FAIL  state               gs://runway-state/runway: not granted: storage.objects.get on deploys/nightly-report/ (deploy --wait)\n"},
+		},
+		{
+			name: "another workload's records may not be read",
+			setup: func(t *testing.T, w *doctorWorld) {
+				w.deny(t, "projects/_/buckets/runway-state/objects/runway/deploys/other", "storage.objects.get")
+			},
+			wantCode: 0,
+			want:     []string{"  ✓ ok    state               gs://runway-state/runway: nightly-report's records may be read"},
 		},
 		{
 			name:     "no state bucket",
@@ -214,7 +231,7 @@ func TestDoctorNamesWhatIsMissing(t *testing.T) {
 			name:     "a local store",
 			setup:    func(t *testing.T, w *doctorWorld) { t.Setenv(state.EnvVar, w.dir) },
 			wantCode: 0,
-			want:     []string{"  ✓ ok    state               local store {dir} (the local platform)"},
+			want:     []string{"  ✓ ok    state               local store {dir}: nightly-report's records may be read"},
 		},
 		{
 			name: "executions may not be listed",
