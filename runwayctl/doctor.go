@@ -76,7 +76,7 @@ every failure a fix. Without a workload, every job of the inventory is checked. 
 of an unprotected ref (CI_COMMIT_REF_PROTECTED=false), which may not publish, a missing publish
 right is a skip, not a failure.
 
-Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 doctor could not run.
+Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 a usage error.
 
 Environment: RUNWAY_INVENTORY, RUNWAY_STATE, RUNWAY_EMULATOR_HOST (local platform),
 GOOGLE_APPLICATION_CREDENTIALS (named in the fixes when it is a service account's),
@@ -235,6 +235,8 @@ func (d *doctor) apiProblem(err error, api string) (detail, fix string) {
 		return "", ""
 	case codes.Unauthenticated:
 		return "not authenticated: " + shortError(err), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the template's id_tokens do it)"
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
+		return api + " refused the request: " + shortError(err), "check gcp_project and regions of " + d.w.Name + " in the inventory"
 	}
 	return "cannot reach " + api + ": " + shortError(err), "check the network and " + enable
 }
@@ -250,7 +252,7 @@ func serviceDisabled(err error) bool {
 		}
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "SERVICE_DISABLED") || strings.Contains(msg, "has not been used in project") || strings.Contains(msg, "it is disabled")
+	return strings.Contains(msg, "SERVICE_DISABLED") || strings.Contains(msg, "has not been used in project")
 }
 
 // shortError is the message of err without the client's wrapping.

@@ -391,6 +391,7 @@ func TestAPIProblem(t *testing.T) {
 		{name: "storage 403 answers", err: &googleapi.Error{Code: 403, Message: "no"}},
 		{name: "storage disabled", err: &googleapi.Error{Code: 403, Message: "Cloud Storage JSON API has not been used in project 12 before or it is disabled"}, wantDetail: "is not enabled", wantFix: "gcloud services enable"},
 		{name: "unauthenticated", err: status.Error(codes.Unauthenticated, "no token"), wantDetail: "not authenticated", wantFix: "Application Default Credentials"},
+		{name: "refused", err: status.Error(codes.InvalidArgument, "bad location"), wantDetail: "run.googleapis.com refused the request", wantFix: "check gcp_project and regions"},
 		{name: "unreachable", err: status.Error(codes.Unavailable, "connection refused"), wantDetail: "cannot reach run.googleapis.com", wantFix: "check the network"},
 	}
 	d := &doctor{}
