@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,34 +48,27 @@ type checkResult struct {
 	Fix      string `json:"fix,omitempty"`
 }
 
-// doctorEnv is what doctor depends on, gathered in one place so that it can come from the
-// commands' shared context: the inventory path, the state store URL, how to reach a project's
-// clients, and who the checks run as (for the fixes).
-type doctorEnv struct {
-	inventory string
-	state     string
-	config    func(project string) gcp.Config
-	identity  string
-	http      *http.Client // for the image registry; nil: a 10 s client
-	// unprotectedRef is true in a GitLab pipeline of an unprotected ref (a merge request's
-	// branch), which may not publish: there a missing publish right is expected, not a failure.
-	unprotectedRef bool
+// doctorOptions are the flags and argument of runwayctl doctor.
+type doctorOptions struct {
+	workload string
+	format   *formatFlag
+	http     *http.Client // for the image registry; nil: a 10 s client (tests inject one)
 }
 
-func newDoctorCmd() *cobra.Command {
-	var invPath, format string
+func newDoctorCmd(e *cmdEnv) *cobra.Command {
+	var o doctorOptions
 	cmd := &cobra.Command{
 		Use:   "doctor [WORKLOAD]",
 		Short: "Check, with the current credentials, everything a workload's pipeline needs",
 		Long: `Check, with the credentials runwayctl runs with (in CI: the pipeline's), that the workload
 is in the inventory; that the Cloud Run, Cloud Scheduler, Pub/Sub and Cloud Storage APIs answer;
 that its deploy and trigger topics exist and may be published to (deploy, run); that the state
-bucket exists and its records may be read (deploy --wait, run --wait, status); that its Cloud Run
-job, executions and Scheduler job may be read (plan, status, logs, run --wait); and that its image
-repository is well formed and answers. Each check prints one line, ✓ ok, ✗ FAIL or - skip, and
-every failure a fix. Without a workload, every job of the inventory is checked. In a pipeline
-of an unprotected ref (CI_COMMIT_REF_PROTECTED=false), which may not publish, a missing publish
-right is a skip, not a failure.
+bucket exists and the workload's records may be read (deploy --wait, run --wait, status); that
+its Cloud Run job, executions and Scheduler job may be read (plan, status, logs, run --wait);
+and that its image repository is well formed and answers. Each check prints one line, ✓ ok,
+✗ FAIL or - skip, and every failure a fix. Without a workload, every job of the inventory is
+checked. In a pipeline of an unprotected ref (CI_COMMIT_REF_PROTECTED=false), which may not
+publish, a missing publish right is a skip, not a failure.
 
 Exit status: 0 every check passed (or was skipped), 1 a check failed, 2 a usage error.
 
@@ -83,73 +77,71 @@ GOOGLE_APPLICATION_CREDENTIALS (named in the fixes when it is a service account'
 CI_COMMIT_REF_PROTECTED.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "text" && format != "json" {
-				return fmt.Errorf("--format must be text or json, not %q", format)
-			}
-			env := doctorEnv{inventory: invPath, state: os.Getenv(state.EnvVar), config: gcp.FromEnv,
-				identity:       identityFromCredentials(os.Getenv("GOOGLE_APPLICATION_CREDENTIALS")),
-				unprotectedRef: os.Getenv("CI_COMMIT_REF_PROTECTED") == "false"}
-			workload := ""
 			if len(args) == 1 {
-				workload = args[0]
+				o.workload = args[0]
 			}
-			results := runDoctor(cmd.Context(), env, workload)
-			if err := printDoctor(cmd.OutOrStdout(), format, results); err != nil {
-				return err
-			}
-			for _, r := range results {
-				if r.Status == checkFail {
-					return exitError{code: 1}
-				}
-			}
-			return nil
+			return runDoctorCmd(cmd.Context(), e, o)
 		},
 	}
-	cmd.Flags().StringVar(&invPath, "inventory", os.Getenv(platform.EnvInventory), "inventory.yml (default $"+platform.EnvInventory+")")
-	cmd.Flags().StringVar(&format, "format", "text", "output format: text or json")
+	e.addInventoryFlag(cmd)
+	o.format = addFormatFlag(cmd, "output format: text or json", "text", "json")
 	return cmd
 }
 
-// runDoctor runs every check of workload ("" for every job of the inventory) in order.
-func runDoctor(ctx context.Context, env doctorEnv, workload string) []checkResult {
-	if env.inventory == "" {
-		return []checkResult{{Check: "inventory", Status: checkFail, Detail: "no inventory given", Fix: "pass --inventory or set " + platform.EnvInventory}}
+// runDoctorCmd runs the checks, prints them and returns exit status 1 if one failed.
+func runDoctorCmd(ctx context.Context, e *cmdEnv, o doctorOptions) error {
+	results := runDoctor(ctx, e, o)
+	if err := printDoctor(e.out, o.format.value, results); err != nil {
+		return err
 	}
-	inv, err := inventory.Load(env.inventory)
+	for _, r := range results {
+		if r.Status == checkFail {
+			return exitError{code: exitFailed}
+		}
+	}
+	return nil
+}
+
+// runDoctor runs every check of o.workload ("" for every job of the inventory) in order.
+func runDoctor(ctx context.Context, e *cmdEnv, o doctorOptions) []checkResult {
+	inv, err := e.loadInventory(ctx)
 	if err != nil {
-		return []checkResult{{Check: "inventory", Status: checkFail, Detail: fmt.Sprintf("%s: %v", env.inventory, err), Fix: "fix the inventory (the platform's provisioner owns it)"}}
+		return []checkResult{{Check: "inventory", Status: checkFail, Detail: err.Error(), Fix: "pass --inventory or set " + platform.EnvInventory + " to the platform's inventory (the CI template's inventory input)"}}
 	}
 	workloads := inv.Jobs()
-	if workload != "" {
-		w, ok := inv.Lookup(workload)
-		if !ok || w.Type != inventory.Job {
-			what := "is not in"
-			if ok {
-				what = "is a " + string(w.Type) + ", not a job, in"
-			}
-			return []checkResult{{Workload: workload, Check: "inventory", Status: checkFail, Detail: fmt.Sprintf("%s %s %s", workload, what, env.inventory),
+	if o.workload != "" {
+		w, err := inv.Job(o.workload)
+		if err != nil {
+			return []checkResult{{Workload: o.workload, Check: "inventory", Status: checkFail, Detail: fmt.Sprintf("%v (%s)", err, inv.File),
 				Fix: "ask the platform team to add it to the inventory as a job (type: job), or fix the workload name (RUNWAY_WORKLOAD, runway_service_id)"}}
 		}
 		workloads = []inventory.Workload{w}
 	}
 	if len(workloads) == 0 {
-		return []checkResult{{Check: "inventory", Status: checkFail, Detail: env.inventory + " lists no job workloads", Fix: "give the workload to check"}}
+		return []checkResult{{Check: "inventory", Status: checkFail, Detail: inv.File + " lists no job workloads", Fix: "give the workload to check"}}
 	}
 	var out []checkResult
 	for _, w := range workloads {
-		d := &doctor{env: env, w: w}
+		d := &doctor{e: e, w: w, http: o.http,
+			identity:       identityFromCredentials(e.getenv("GOOGLE_APPLICATION_CREDENTIALS")),
+			unprotectedRef: e.getenv("CI_COMMIT_REF_PROTECTED") == "false"}
 		d.run(ctx)
 		out = append(out, d.results...)
 	}
 	return out
 }
 
-// doctor checks one workload.
+// doctor checks one workload, with the command environment's clients and store.
 type doctor struct {
-	env     doctorEnv
-	w       inventory.Workload
-	cl      *gcp.Clients
-	results []checkResult
+	e        *cmdEnv
+	w        inventory.Workload
+	http     *http.Client
+	identity string // who the checks run as, for the fixes ("" when unknown)
+	// unprotectedRef is true in a GitLab pipeline of an unprotected ref (a merge request's
+	// branch), which may not publish: there a missing publish right is expected.
+	unprotectedRef bool
+	cl             *gcp.Clients
+	results        []checkResult
 }
 
 func (d *doctor) add(check, st, detail, fix string) {
@@ -159,8 +151,8 @@ func (d *doctor) add(check, st, detail, fix string) {
 // who names the principal the fixes grant to: the credentials' service account, or
 // PRINCIPAL, which whoNote explains.
 func (d *doctor) who() string {
-	if d.env.identity != "" {
-		return d.env.identity
+	if d.identity != "" {
+		return d.identity
 	}
 	return "PRINCIPAL"
 }
@@ -169,26 +161,24 @@ func (d *doctor) who() string {
 // Workload Identity principal set, by attribute (protected_project_id for what only protected
 // refs may do, project_id for reads).
 func (d *doctor) whoNote(attribute string) string {
-	if d.env.identity != "" {
+	if d.identity != "" {
 		return ""
 	}
 	return fmt.Sprintf("; PRINCIPAL is who runs this: in CI principalSet://iam.googleapis.com/POOL/attribute.%s/%d", attribute, d.w.ProjectID)
 }
 
-func (d *doctor) emulated() bool { return d.env.config(d.w.GCPProject).EmulatorHost != "" }
+func (d *doctor) emulated() bool { return d.e.gcpConfig(d.w.GCPProject).EmulatorHost != "" }
 
 func (d *doctor) run(ctx context.Context) {
 	w := d.w
 	d.add("inventory", checkOK, fmt.Sprintf("%s is a job of project %s, regions %s", w.Name, w.GCPProject, strings.Join(w.Regions, ", ")), "")
-	cfg := d.env.config(w.GCPProject)
-	cl, err := gcp.Dial(ctx, cfg)
+	cl, err := d.e.gcpClients(ctx, w.GCPProject)
 	if err != nil {
 		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the template's id_tokens do it)")
 		return
 	}
-	defer cl.Close()
 	d.cl = cl
-	st, err := gcp.NewStorage(ctx, cfg)
+	st, err := gcp.NewStorage(ctx, d.e.gcpConfig(w.GCPProject))
 	if err != nil {
 		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)")
 		return
@@ -313,7 +303,7 @@ func (d *doctor) checkTopic(ctx context.Context, check, topic, usedBy string) {
 		d.add(check, checkFail, name+" does not exist", "the platform creates it when it onboards "+d.w.Name+" (infra/modules/job-workload): ask the platform team to apply it")
 		return
 	}
-	if d.env.unprotectedRef {
+	if d.unprotectedRef {
 		d.add(check, checkSkip, fmt.Sprintf("%s not granted on %s: expected on this unprotected ref (the platform grants publish to pipelines of protected refs only; %s runs there)", perm, name, usedBy), "")
 		return
 	}
@@ -328,7 +318,7 @@ func (d *doctor) checkTopic(ctx context.Context, check, topic, usedBy string) {
 // records' names, which a test on the bucket does not meet.
 func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
 	const check = "state"
-	url := d.env.state
+	url := d.e.getenv(state.EnvVar)
 	var store state.Store
 	where := url
 	switch {
@@ -353,13 +343,10 @@ func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
 			d.add(check, checkFail, detail, fix)
 			return
 		}
-		g, err := state.OpenGCS(ctx, url, d.env.config(d.w.GCPProject))
-		if err != nil {
+		if store, err = d.e.openStore(ctx); err != nil {
 			d.add(check, checkFail, err.Error(), "check "+state.EnvVar+" (terraform output state_url)")
 			return
 		}
-		defer g.Close()
-		store = g
 	default:
 		dir := strings.TrimPrefix(url, "file://")
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
@@ -367,7 +354,7 @@ func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
 			return
 		}
 		var err error
-		if store, err = state.Open(url); err != nil {
+		if store, err = d.e.openStore(ctx); err != nil {
 			d.add(check, checkFail, err.Error(), "start the local platform (runwayctl dev) and export the "+state.EnvVar+" it prints")
 			return
 		}
@@ -431,9 +418,6 @@ func missingFrom(want, got []string) []string {
 func (d *doctor) checkJob(ctx context.Context) {
 	const check = "Cloud Run job"
 	perms := []string{"run.jobs.get", "run.executions.get", "run.executions.list"}
-	grant := func() string {
-		return fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/run.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote("project_id"))
-	}
 	for _, region := range d.w.Regions {
 		name := platform.JobName(d.w.GCPProject, region, d.w.Name)
 		_, err := d.cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
@@ -441,7 +425,7 @@ func (d *doctor) checkJob(ctx context.Context) {
 		case codes.NotFound:
 			continue
 		case codes.PermissionDenied:
-			d.add(check, checkFail, "run.jobs.get denied on "+name+" (plan, status and logs read the job)", grant())
+			d.add(check, checkFail, "run.jobs.get denied on "+name+" (plan, status and logs read the job)", d.grantPlan())
 			return
 		case codes.OK:
 		default:
@@ -453,14 +437,27 @@ func (d *doctor) checkJob(ctx context.Context) {
 			d.add(check, checkFail, "TestIamPermissions on "+name+": "+shortError(err), "check the Cloud Run API")
 			return
 		}
-		if missing := missingFrom(perms, r.Permissions); len(missing) > 0 {
-			d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (status, logs and run --wait read executions)", strings.Join(missing, ", "), name), grant())
-			return
+		missing := missingFrom(perms, r.Permissions)
+		switch {
+		case len(missing) == 0:
+			d.add(check, checkOK, name+": "+strings.Join(perms, ", ")+" granted", "")
+		case slices.Contains(missing, "run.jobs.get"):
+			d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (plan, status and logs read the job)", strings.Join(missing, ", "), name), d.grantPlan())
+		case d.unprotectedRef:
+			d.add(check, checkSkip, fmt.Sprintf("%s not granted on %s: expected on this unprotected ref (the platform lets pipelines of protected refs only read executions: run --wait, status)", strings.Join(missing, ", "), name), "")
+		default:
+			d.add(check, checkFail, fmt.Sprintf("%s not granted on %s (status, logs and run --wait read executions)", strings.Join(missing, ", "), name),
+				fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role projects/%s/roles/runwayJobsCIStatus --member %s (infra/modules/job-project grants it to pipelines of protected refs only: is this ref protected?)%s", d.w.GCPProject, d.w.GCPProject, d.who(), d.whoNote("protected_project_id")))
 		}
-		d.add(check, checkOK, name+": "+strings.Join(perms, ", ")+" granted", "")
 		return
 	}
 	d.add(check, checkSkip, fmt.Sprintf("%s is not deployed yet: %s are tested on the job after its first deploy (Cloud Run has no location-level TestIamPermissions); run.jobs.get is granted (GetJob answered NotFound)", d.w.Name, strings.Join(perms[1:], ", ")), "")
+}
+
+// grantPlan is the fix for a missing run.jobs.get or cloudscheduler.jobs.get: the platform's
+// runwayJobsCIPlan role, which every pipeline of the workload's project gets.
+func (d *doctor) grantPlan() string {
+	return fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role projects/%s/roles/runwayJobsCIPlan --member %s (infra/modules/job-project grants it to every pipeline of the workloads' GitLab projects)%s", d.w.GCPProject, d.w.GCPProject, d.who(), d.whoNote("project_id"))
 }
 
 // checkSchedulerJob checks cloudscheduler.jobs.get, which plan and status need (Scheduler has
@@ -475,8 +472,7 @@ func (d *doctor) checkSchedulerJob(ctx context.Context) {
 	case codes.NotFound:
 		d.add(check, checkOK, "cloudscheduler.jobs.get granted (no Scheduler job yet: on demand, or not deployed)", "")
 	case codes.PermissionDenied:
-		d.add(check, checkFail, "cloudscheduler.jobs.get denied on "+name+" (plan and status read it)",
-			fmt.Sprintf("gcloud projects add-iam-policy-binding %s --role roles/cloudscheduler.viewer --member %s (infra/modules/job-project grants it to the workloads' CI)%s", d.w.GCPProject, d.who(), d.whoNote("project_id")))
+		d.add(check, checkFail, "cloudscheduler.jobs.get denied on "+name+" (plan and status read it)", d.grantPlan())
 	default:
 		d.add(check, checkFail, "read "+name+": "+shortError(err), "check the network and the Cloud Scheduler API")
 	}
@@ -502,7 +498,7 @@ func (d *doctor) checkImageRepository(ctx context.Context) {
 		return
 	}
 	host, _, _ := strings.Cut(repo, "/")
-	hc := d.env.http
+	hc := d.http
 	if hc == nil {
 		hc = &http.Client{Timeout: 10 * time.Second}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -240,7 +241,17 @@ func TestDoctorNamesWhatIsMissing(t *testing.T) {
 				w.deny(t, job, "run.executions.list")
 			},
 			wantCode: 1,
-			want:     []string{"  ✗ FAIL  Cloud Run job       run.executions.list not granted on " + job, "          fix: gcloud projects add-iam-policy-binding runway-test --role roles/run.viewer"},
+			want:     []string{"  ✗ FAIL  Cloud Run job       run.executions.list not granted on " + job, "          fix: gcloud projects add-iam-policy-binding runway-test --role projects/runway-test/roles/runwayJobsCIStatus --member PRINCIPAL"},
+		},
+		{
+			name: "executions may not be listed on an unprotected ref",
+			setup: func(t *testing.T, w *doctorWorld) {
+				w.deployJob(t)
+				w.deny(t, job, "run.executions.list", "run.executions.get")
+				t.Setenv("CI_COMMIT_REF_PROTECTED", "false")
+			},
+			wantCode: 0,
+			want:     []string{"  - skip  Cloud Run job       run.executions.get, run.executions.list not granted on " + job + ": expected on this unprotected ref"},
 		},
 		{
 			name:     "jobs may not be read",
@@ -252,13 +263,13 @@ func TestDoctorNamesWhatIsMissing(t *testing.T) {
 			name:     "Scheduler jobs may not be read",
 			setup:    func(t *testing.T, w *doctorWorld) { w.deny(t, "projects/runway-test", "cloudscheduler.jobs.get") },
 			wantCode: 1,
-			want:     []string{"  ✗ FAIL  Scheduler job       cloudscheduler.jobs.get denied on " + job, "          fix: gcloud projects add-iam-policy-binding runway-test --role roles/cloudscheduler.viewer"},
+			want:     []string{"  ✗ FAIL  Scheduler job       cloudscheduler.jobs.get denied on " + job, "          fix: gcloud projects add-iam-policy-binding runway-test --role projects/runway-test/roles/runwayJobsCIPlan --member PRINCIPAL"},
 		},
 		{
 			name:     "not a job of the inventory",
 			args:     []string{"web"},
 			wantCode: 1,
-			want:     []string{"web", "  ✗ FAIL  inventory           web is a service, not a job, in"},
+			want:     []string{"web", `  ✗ FAIL  inventory           workload "web" is a service, not a job (`},
 		},
 	}
 	for _, tt := range tests {
@@ -336,7 +347,7 @@ func TestImageRepositoryProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := &doctor{env: doctorEnv{config: func(string) gcp.Config { return gcp.Config{} }, http: tt.client}}
+			d := &doctor{e: newCmdEnv(io.Discard, io.Discard, func(string) string { return "" }, time.Now), http: tt.client}
 			d.w.Name, d.w.ArtifactRepository = "w", tt.repo
 			d.checkImageRepository(context.Background())
 			if len(d.results) != 1 || d.results[0].Status != tt.wantStatus || !strings.Contains(d.results[0].Detail, tt.wantDetail) {
