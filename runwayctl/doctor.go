@@ -402,11 +402,7 @@ func forbidden(err error) bool {
 func missingFrom(want, got []string) []string {
 	var out []string
 	for _, p := range want {
-		found := false
-		for _, g := range got {
-			found = found || g == p
-		}
-		if !found {
+		if !slices.Contains(got, p) {
 			out = append(out, p)
 		}
 	}
