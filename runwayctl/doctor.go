@@ -106,14 +106,14 @@ func runDoctorCmd(ctx context.Context, e *cmdEnv, o doctorOptions) error {
 func runDoctor(ctx context.Context, e *cmdEnv, o doctorOptions) []checkResult {
 	inv, err := e.loadInventory(ctx)
 	if err != nil {
-		return []checkResult{{Check: "inventory", Status: checkFail, Detail: err.Error(), Fix: "pass --inventory or set " + platform.EnvInventory + " to the platform's inventory (the CI template's inventory input)"}}
+		return []checkResult{{Check: "inventory", Status: checkFail, Detail: err.Error(), Fix: "pass --inventory or set " + platform.EnvInventory + " to the platform's inventory (the runway-jobs component's inventory input)"}}
 	}
 	workloads := inv.Jobs()
 	if o.workload != "" {
 		w, err := inv.Job(o.workload)
 		if err != nil {
 			return []checkResult{{Workload: o.workload, Check: "inventory", Status: checkFail, Detail: fmt.Sprintf("%v (%s)", err, inv.File),
-				Fix: "ask the platform team to add it to the inventory as a job (type: job), or fix the workload name (RUNWAY_WORKLOAD, runway_service_id)"}}
+				Fix: "ask the platform team to add it to the inventory as a job (type: job), or fix the workload name (the component's runway_service_id input, RUNWAY_SERVICE_ID)"}}
 		}
 		workloads = []inventory.Workload{w}
 	}
@@ -174,7 +174,7 @@ func (d *doctor) run(ctx context.Context) {
 	d.add("inventory", checkOK, fmt.Sprintf("%s is a job of project %s, regions %s", w.Name, w.GCPProject, strings.Join(w.Regions, ", ")), "")
 	cl, err := d.e.gcpClients(ctx, w.GCPProject)
 	if err != nil {
-		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the template's id_tokens do it)")
+		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the runway-jobs component's credentials step does it)")
 		return
 	}
 	d.cl = cl
@@ -224,7 +224,7 @@ func (d *doctor) apiProblem(err error, api string) (detail, fix string) {
 	case codes.NotFound, codes.PermissionDenied:
 		return "", ""
 	case codes.Unauthenticated:
-		return "not authenticated: " + shortError(err), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the template's id_tokens do it)"
+		return "not authenticated: " + shortError(err), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS; in CI the runway-jobs component's credentials step does it)"
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
 		return api + " refused the request: " + shortError(err), "check gcp_project and regions of " + d.w.Name + " in the inventory"
 	}
@@ -324,7 +324,7 @@ func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
 	switch {
 	case url == "":
 		d.add(check, checkFail, state.EnvVar+" is not set: deploy --wait, run --wait and status read their outcomes from it",
-			"set "+state.EnvVar+" to the platform's store (gs://BUCKET/PREFIX: terraform output state_url; the CI template's state input)")
+			"set "+state.EnvVar+" to the platform's store (gs://BUCKET/PREFIX: terraform output state_url; the runway-jobs component's state input)")
 		return
 	case strings.HasPrefix(url, "gs://"):
 		bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
