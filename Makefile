@@ -66,6 +66,9 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./notify/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParseMultipart$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzPageToken$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzDenyRule$$' -fuzztime=$(FUZZTIME) ./emulator/iam/
+	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzIdentityOf$$' -fuzztime=$(FUZZTIME) .
+	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
 
 ## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.
 docs:

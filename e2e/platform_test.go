@@ -547,3 +547,25 @@ func TestPlatformStoppedScheduleIsMissed(t *testing.T) {
 		t.Fatalf("alerts = %q, want one missed and one recovery", got)
 	}
 }
+
+// TestPlatformDoctor: on the local platform doctor passes for a deployed example; with publish
+// denied on its trigger topic (the emulator's IAM deny rules) it fails naming the permission
+// and its fix, and runwayctl run fails with Google's PermissionDenied.
+func TestPlatformDoctor(t *testing.T) {
+	p := startDev(t, time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC))
+	stdout, stderr, code := p.runwayctl(t, repoRoot, "doctor", "hello-runway")
+	if code != 0 || !strings.Contains(stdout, "✓ ok    Cloud Run job ") || !strings.Contains(stdout, "doctor: 9 ok, 0 failed, 0 skipped") {
+		t.Fatalf("doctor on runwayctl dev: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	topic := platform.TopicPath("gitlab-runway-hello", platform.TriggerTopic("hello-runway"))
+	p.admin(t, http.MethodPost, "/emulator/v1/iam/deny", `{"permissions":["pubsub.topics.publish"],"resource":"`+topic+`"}`)
+	stdout, _, code = p.runwayctl(t, repoRoot, "doctor", "hello-runway")
+	if code != 1 || !strings.Contains(stdout, "✗ FAIL  trigger topic       pubsub.topics.publish not granted on "+topic) ||
+		!strings.Contains(stdout, "fix: gcloud pubsub topics add-iam-policy-binding "+platform.TriggerTopic("hello-runway")+" --project gitlab-runway-hello --role roles/pubsub.publisher") {
+		t.Fatalf("doctor with publish denied: exit %d, want 1 naming the permission and its fix\n%s", code, stdout)
+	}
+	_, stderr, code = p.runwayctl(t, repoRoot, "run", "hello-runway")
+	if code == 0 || !strings.Contains(stderr, "Permission 'pubsub.topics.publish' denied on resource '"+topic+"'") {
+		t.Errorf("run with publish denied: exit %d\n%s", code, stderr)
+	}
+}

@@ -442,7 +442,7 @@ func serverCheck(lines []string, err error, refusal string) ([]string, error) {
 	case err == nil:
 		return lines, nil
 	case status.Code(err) == codes.PermissionDenied:
-		return append(lines, "  (not checked by Cloud Run: this identity may not validate jobs)"), nil
+		return append(lines, notCheckedNote(err)), nil
 	}
 	return lines, fmt.Errorf("%s: %w", refusal, err)
 }

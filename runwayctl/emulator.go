@@ -30,7 +30,9 @@ one address. Point the functions and runwayctl at it with RUNWAY_EMULATOR_HOST=<
 Admin endpoints on the same address:
   GET  /emulator/v1/healthz
   GET  /emulator/v1/clock, POST /emulator/v1/clock:advance {"duration":"1h"}  (--manual-clock)
-  GET|POST|DELETE /emulator/v1/faults, PUT /emulator/v1/faults/delivery`,
+  GET|POST|DELETE /emulator/v1/faults, PUT /emulator/v1/faults/delivery
+  GET|POST|DELETE /emulator/v1/iam/deny {"permissions":["pubsub.topics.publish"],"resource":"projects/P/topics/T"}
+    (every permission is granted until a deny rule takes it away; see docs/emulator.md)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if manual {

@@ -10,7 +10,10 @@
 //
 // Fidelity limits (what differs from Google Cloud), in short; each service's package doc has
 // the details, and docs/emulator.md the whole list:
-//   - No authentication or IAM: every call is allowed.
+//   - No authentication. IAM grants every permission to every caller unless a deny rule
+//     (POST /emulator/v1/iam/deny, package iam) takes it away; then the RPCs it guards answer
+//     PermissionDenied as Google does and TestIamPermissions (Cloud Run jobs, Pub/Sub topics
+//     and subscriptions, Cloud Storage buckets) leaves it out.
 //   - Cloud Run task attempts run the container's command as a host process: images are not
 //     pulled, the filesystem and network are the host's.
 //   - Operations answer GetOperation with a short long-poll (up to 1 s) so that op.Wait returns
@@ -32,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"cloud.google.com/go/iam/apiv1/iampb"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"golang.org/x/net/http2"
@@ -42,6 +46,7 @@ import (
 	"runwayjobs.dev/shared/emulator/cloudrun"
 	"runwayjobs.dev/shared/emulator/eventarc"
 	"runwayjobs.dev/shared/emulator/fault"
+	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/emulator/monitoring"
 	"runwayjobs.dev/shared/emulator/scheduler"
 	"runwayjobs.dev/shared/emulator/storage"
@@ -69,6 +74,7 @@ type Emulator struct {
 	addr     string
 	clock    clock.Clock
 	faults   *fault.Injector
+	iam      *iam.Policy
 	listener net.Listener
 	http     *http.Server
 	grpc     *grpc.Server
@@ -101,8 +107,9 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		seed = 1
 	}
 	e.faults = fault.New(seed)
+	e.iam = iam.New()
 	e.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(e.faults.UnaryInterceptor()),
+		grpc.ChainUnaryInterceptor(e.faults.UnaryInterceptor(), e.iam.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(e.faults.StreamInterceptor()),
 	)
 	mux := http.NewServeMux()
@@ -114,6 +121,18 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	pubsubpb.RegisterPublisherServer(e.grpc, &e.pubsub.GServer)
 	pubsubpb.RegisterSubscriberServer(e.grpc, &e.pubsub.GServer)
 	pubsubpb.RegisterSchemaServiceServer(e.grpc, &e.pubsub.GServer)
+	// google.iam.v1.IAMPolicy, which pstest does not serve: the Pub/Sub clients' topic and
+	// subscription IAM calls. Cloud Run answers its jobs' IAM methods on its own service.
+	iampb.RegisterIAMPolicyServer(e.grpc, e.iam.NewServer(
+		iam.Kind{Match: nameOf("topics"), Permissions: []string{"pubsub.topics."}, Exists: func(ctx context.Context, name string) bool {
+			_, err := e.pubsub.GServer.GetTopic(ctx, &pubsubpb.GetTopicRequest{Topic: name})
+			return err == nil
+		}},
+		iam.Kind{Match: nameOf("subscriptions"), Permissions: []string{"pubsub.subscriptions."}, Exists: func(ctx context.Context, name string) bool {
+			_, err := e.pubsub.GServer.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: name})
+			return err == nil
+		}},
+	))
 
 	store := monitoring.NewStore(e.clock)
 	monitoring.New(monitoring.Options{Clock: e.clock, Store: store, IngestDelay: opts.IngestDelay}).Register(e.grpc)
@@ -125,6 +144,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 		LogDir:   opts.LogDir,
 		BaseURL:  func() string { return "http://" + e.addr },
 		Faults:   e.faults,
+		IAM:      e.iam,
 	})
 	e.run.Register(e.grpc, mux)
 
@@ -132,12 +152,13 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	e.sched = scheduler.New(scheduler.Options{Clock: e.clock, Publisher: publisher{e.pubsub}, HTTPClient: httpClient})
 	e.sched.Register(e.grpc)
 
-	storage.New(storage.Options{Clock: e.clock, Faults: e.faults}).Register(mux)
+	storage.New(storage.Options{Clock: e.clock, Faults: e.faults, IAM: e.iam}).Register(mux)
 
 	e.deliver = eventarc.New(eventarc.Options{PubSub: e.pubsub, Clock: e.clock, Faults: e.faults, HTTPClient: httpClient})
 
 	mux.Handle("/emulator/v1/faults", e.faults.Handler())
 	mux.Handle("/emulator/v1/faults/", e.faults.Handler())
+	mux.Handle("/emulator/v1/iam/deny", e.iam.Handler())
 	mux.HandleFunc("GET /emulator/v1/clock", e.serveClock)
 	mux.HandleFunc("POST /emulator/v1/clock:advance", e.serveAdvance)
 	mux.HandleFunc("GET /emulator/v1/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
@@ -171,6 +192,9 @@ func (e *Emulator) Addr() string { return e.addr }
 
 // Faults returns the fault injector, to make calls fail or slow down on purpose.
 func (e *Emulator) Faults() *fault.Injector { return e.faults }
+
+// IAM returns the deny rules, to take permissions away on purpose.
+func (e *Emulator) IAM() *iam.Policy { return e.iam }
 
 // Clock returns the emulator's clock.
 func (e *Emulator) Clock() clock.Clock { return e.clock }
@@ -229,6 +253,14 @@ func (e *Emulator) serveAdvance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.serveClock(w, r)
+}
+
+// nameOf matches the Pub/Sub resource names projects/P/<collection>/ID.
+func nameOf(collection string) func(string) bool {
+	return func(name string) bool {
+		parts := strings.Split(name, "/")
+		return len(parts) == 4 && parts[0] == "projects" && parts[1] != "" && parts[2] == collection && parts[3] != ""
+	}
 }
 
 // publisher publishes Cloud Scheduler's pubsub_target messages into pstest, refusing topics

@@ -66,7 +66,8 @@
 //     do. It answers a minimal v1 Execution. Options.Faults is checked on the run paths as
 //     "/http/run.googleapis.com/RunJob" and on the logs as "/http/emulator/Logs".
 //   - Parallelism 0 runs at most 100 tasks at once per execution. There are no quotas, IAM
-//     (the IAM RPCs are Unimplemented), region checks, or project-number normalisation: names
+//     beyond the emulator's deny rules (package iam: TestIamPermissions answers from them,
+//     Get/SetIamPolicy store a policy that grants nothing), region checks, or project-number normalisation: names
 //     echo the project as given. show_deleted is ignored. Page tokens are offsets (default
 //     page size 100, at most 1000). Finished operations are kept until Close.
 //   - Timestamps come from Options.Clock; timeouts and OpDelay use real time.
@@ -91,6 +92,7 @@ import (
 
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/fault"
+	"runwayjobs.dev/shared/emulator/iam"
 )
 
 // Recorder receives job metrics as Cloud Monitoring would count them (monitoring.Store
@@ -121,6 +123,9 @@ type Options struct {
 	BaseURL func() string
 	// Faults, if not nil, is checked on the HTTP routes.
 	Faults *fault.Injector
+	// IAM answers the jobs' TestIamPermissions (nil: everything is granted). The emulator's
+	// gRPC interceptor, not this package, denies the guarded RPCs.
+	IAM *iam.Policy
 }
 
 // Service is the emulated Cloud Run Admin API.
@@ -167,7 +172,11 @@ func New(opts Options) *Service {
 // Register adds the Jobs, Executions, Tasks and google.longrunning.Operations services to g,
 // and the HTTP routes (the REST :run paths and the execution logs) to mux (which may be nil).
 func (s *Service) Register(g *grpc.Server, mux *http.ServeMux) {
-	runpb.RegisterJobsServer(g, &jobsServer{s: s})
+	runpb.RegisterJobsServer(g, &jobsServer{s: s, iam: s.opts.IAM.NewServer(iam.Kind{
+		Match:       func(name string) bool { _, err := parseJobName(name); return err == nil },
+		Permissions: []string{"run.jobs.", "run.executions.", "run.tasks."},
+		Exists:      s.jobExists,
+	})})
 	runpb.RegisterExecutionsServer(g, &executionsServer{s: s})
 	runpb.RegisterTasksServer(g, &tasksServer{s: s})
 	longrunningpb.RegisterOperationsServer(g, &operationsServer{s: s})

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"runwayjobs.dev/shared/emulator/iam"
 )
 
 // Cloud Run's template defaults and limits.
@@ -199,7 +201,8 @@ func (s *Service) checkOpen() error {
 // jobsServer implements google.cloud.run.v2.Jobs.
 type jobsServer struct {
 	runpb.UnimplementedJobsServer
-	s *Service
+	s   *Service
+	iam *iam.Server // the jobs' IAM methods
 }
 
 // CreateJob validates the job and creates it; the operation finishes after OpDelay.

@@ -14,6 +14,7 @@
 //	GET    /storage/v1/b/{bucket}/o/{object}[?alt=media]    objects.get: metadata or media
 //	DELETE /storage/v1/b/{bucket}/o/{object}                objects.delete
 //	GET    /storage/v1/b/{bucket}/o                         objects.list
+//	GET    /storage/v1/b/{bucket}/iam/testPermissions?permissions=…   buckets.testIamPermissions
 //
 // Object names arrive path-escaped (a "/" in a name is %2F) and are unescaped before use.
 // Preconditions ifGenerationMatch, ifGenerationNotMatch, ifMetagenerationMatch and
@@ -32,7 +33,11 @@
 // HTTP status Google's front ends use for it.
 //
 // Fidelity limits (what differs from Cloud Storage):
-//   - No authentication, IAM or ACLs: every call is allowed; predefinedAcl, kmsKeyName,
+//   - No authentication or ACLs. IAM is the emulator's deny rules (Options.IAM, package iam):
+//     each route needs its permission (objects.get storage.objects.get, objects.insert
+//     storage.objects.create, …) on "projects/_/buckets/B" or ".../objects/O" (buckets.insert
+//     and buckets.list on "projects/P") and answers 403 reason forbidden without it;
+//     testPermissions answers from the same rules. predefinedAcl, kmsKeyName,
 //     userProject and encryption headers are accepted and ignored. Nothing is persisted.
 //   - Only the JSON API: no XML API (the client must use storage.WithJSONReads, which
 //     gcp.Config.StorageOptions sets) and no gRPC API.

@@ -19,6 +19,7 @@ import (
 
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/fault"
+	"runwayjobs.dev/shared/emulator/iam"
 )
 
 // maxBody bounds an upload, as the emulator keeps every object in memory.
@@ -33,6 +34,8 @@ type Options struct {
 	Clock clock.Clock
 	// Faults, when set, is checked on every request (see the package doc).
 	Faults *fault.Injector
+	// IAM, when set, denies the permissions its rules take away (nil: everything is granted).
+	IAM *iam.Policy
 }
 
 // Service is the in-memory Cloud Storage. It is safe for concurrent use.
@@ -78,6 +81,7 @@ func (s *Service) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /storage/v1/b/{bucket}/o", s.handle("objects.list", s.listObjects))
 	mux.HandleFunc("GET /storage/v1/b/{bucket}/o/{object...}", s.handle("objects.get", s.getObject))
 	mux.HandleFunc("DELETE /storage/v1/b/{bucket}/o/{object...}", s.handle("objects.delete", s.deleteObject))
+	mux.HandleFunc("GET /storage/v1/b/{bucket}/iam/testPermissions", s.handle("buckets.testIamPermissions", s.testPermissions))
 }
 
 // handle wraps a route with its fault check and answers its error.
@@ -85,6 +89,10 @@ func (s *Service) handle(method string, fn func(w http.ResponseWriter, r *http.R
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := s.checkFault(r.Context(), faultPrefix+method); err != nil {
 			writeError(w, faultError(err))
+			return
+		}
+		if err := s.checkIAM(method, r); err != nil {
+			writeError(w, err)
 			return
 		}
 		if err := fn(w, r); err != nil {
