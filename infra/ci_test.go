@@ -686,8 +686,8 @@ func TestCIExamplePipeline(t *testing.T) {
 		commands []string
 	}
 	wants := map[string]want{
-		"preflight:topology-migrate":    {"topology-migrate", []string{"validate", "plan"}},
-		"preflight:topology-compaction": {"topology-compaction", []string{"validate", "plan"}},
+		"preflight:topology-migrate":    {"topology-migrate", []string{"doctor", "validate", "plan"}},
+		"preflight:topology-compaction": {"topology-compaction", []string{"doctor", "validate", "plan"}},
 		"deploy:topology-migrate":       {"topology-migrate", []string{"deploy"}},
 		"deploy:topology-compaction":    {"topology-compaction", []string{"deploy"}},
 		"migrate-schema":                {"topology-migrate", []string{"run"}},
