@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
 )
@@ -27,6 +28,7 @@ const (
 	MaxRequestID   = 256
 	MaxReason      = 1024
 	MaxRequestedBy = 256
+	MaxRequestBody = 256 << 10 // bytes of the JSON body, checked before it is decoded
 )
 
 // policies are the concurrency policies a request may ask for.
@@ -40,6 +42,9 @@ var errNoRequestID = errors.New("run request: request_id is missing")
 // exactly why.
 func decodeRunRequest(data []byte) (platform.RunRequest, []string, error) {
 	var req platform.RunRequest
+	if err := document.ScanJSON(data, MaxRequestBody); err != nil {
+		return req, nil, fmt.Errorf("run request body: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(&req)

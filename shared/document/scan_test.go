@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
 )
 
 // shape is one adversarial input: the kind of file a tenant could send to make a YAML library
@@ -152,4 +155,53 @@ func BenchmarkScan(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzScan: what Scan accepts, the parser reads as no deeper than MaxDepth collections, so the
+// scan's count of depth is never below the parser's (the bound that protects memory).
+func FuzzScan(f *testing.F) {
+	for _, s := range []string{"a: [1, {b: c}]\n", "a:\n  - b: |\n      [[[\n  - c\n", "- - - x\n", `{"a":{"b":[1]}}`, "a: 'x''[['\n"} {
+		f.Add([]byte(s))
+	}
+	for _, s := range adversarial(MaxDepth + 1) {
+		f.Add([]byte(s.data))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if Scan("fuzz.yml", data) != nil {
+			return
+		}
+		file, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+		if err != nil {
+			return
+		}
+		for _, doc := range file.Docs {
+			if d := astDepth(doc.Body); d > MaxDepth {
+				t.Fatalf("Scan accepted %q; the parser reads %d levels", data, d)
+			}
+		}
+	})
+}
+
+// astDepth is the number of nested mappings and sequences in n.
+func astDepth(n ast.Node) int {
+	d := 0
+	switch n := n.(type) {
+	case *ast.MappingNode:
+		for _, v := range n.Values {
+			d = max(d, astDepth(v.Value))
+		}
+		return d + 1
+	case *ast.MappingValueNode:
+		return astDepth(n.Value) + 1
+	case *ast.SequenceNode:
+		for _, v := range n.Values {
+			d = max(d, astDepth(v))
+		}
+		return d + 1
+	case *ast.AnchorNode:
+		return astDepth(n.Value)
+	case *ast.TagNode:
+		return astDepth(n.Value)
+	}
+	return 0
 }

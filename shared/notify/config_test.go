@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -118,4 +120,26 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConfigBounded: a channel configuration is bounded before the YAML library reads it, and
+// the refusal names the file, line and column.
+func TestConfigBounded(t *testing.T) {
+	deep := "channels: " + strings.Repeat("[", 100000) + "\n"
+	if _, err := ParseConfig([]byte(deep)); err == nil || !strings.Contains(err.Error(), "channel configuration:1:74: document is nested more than 64 levels deep") {
+		t.Errorf("ParseConfig(deep) = %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "channels.yml")
+	if err := os.WriteFile(path, []byte(deep), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), path+":1:74: document is nested more than 64") {
+		t.Errorf("LoadConfig(deep) = %v", err)
+	}
+	if err := os.WriteFile(path, make([]byte, 2<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), path+":1:1: file is 2097152 bytes; the limit is 1048576") {
+		t.Errorf("LoadConfig(2 MiB) = %v", err)
+	}
 }
