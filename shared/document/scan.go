@@ -11,8 +11,8 @@ import (
 // or minutes (docs/benchmarks.md, "Parser bounds").
 const (
 	MaxDepth          = 64       // nested mappings and sequences, block and flow together
-	MaxEntries        = 10000    // mapping entries and sequence items in the whole file
-	MaxMappingEntries = 1000     // entries of one mapping (the parser is quadratic in them)
+	MaxEntries        = 5000     // mapping entries and sequence items in the whole file
+	MaxMappingEntries = 500      // entries of one mapping (the parser is quadratic in them)
 	MaxTokens         = 50000    // scalars, indicators, anchors, aliases, tags and comments
 	MaxScalar         = 64 << 10 // bytes of one scalar (a block scalar's lines together)
 	MaxAliases        = 1000     // aliases (*name) in the whole file
@@ -29,11 +29,14 @@ func Scan(file string, data []byte) Problems {
 	}
 	s := scanner{file: file, data: data, line: 1, col: 1}
 	s.run()
-	if s.problem != nil {
-		return Problems{*s.problem}
-	}
-	if s.docs > 1 {
+	switch {
+	case s.docs > 1 && s.problem != nil:
+		// Stopped early: more than one document is the problem to fix first.
+		return Problems{{Pos: s.second, Message: fmt.Sprintf("file holds at least %d YAML documents; put one per file", s.docs)}}
+	case s.docs > 1:
 		return Problems{{Pos: s.second, Message: fmt.Sprintf("file holds %d YAML documents; put one per file", s.docs)}}
+	case s.problem != nil:
+		return Problems{*s.problem}
 	}
 	return nil
 }
