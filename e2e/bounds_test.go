@@ -9,11 +9,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -91,27 +90,40 @@ func (u usage) String() string {
 	return fmt.Sprintf("peak %.1f MiB, CPU %v, wall %v", float64(u.peak)/(1<<20), u.cpu.Round(time.Millisecond), u.wall.Round(time.Millisecond))
 }
 
-// measureEnv makes the test binary a launcher (see measure).
-const measureEnv = "RUNWAY_E2E_MEASURE"
+var (
+	buildPeakRSS sync.Once
+	peakRSSBin   string
+	peakRSSErr   error
+)
 
-// startMeasured starts cmd through the launcher; wait returns what it cost. On Linux a
-// child's ru_maxrss includes the resident memory of the process that started it (os/exec
-// starts children with vfork, and exec keeps the old address space's high-water mark), so the
-// process under test is started by a freshly executed, small launcher instead of by this test
-// process, which holds every shape in memory.
+// peakRSSBinary builds the peakrss launcher once per test binary.
+func peakRSSBinary(t *testing.T) string {
+	t.Helper()
+	buildPeakRSS.Do(func() {
+		peakRSSBin = filepath.Join(filepath.Dir(binary), "peakrss")
+		cmd := exec.Command("go", "build", "-o", peakRSSBin, "./peakrss")
+		cmd.Dir = filepath.Join(repoRoot, "e2e")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			peakRSSErr = fmt.Errorf("go build peakrss: %v\n%s", err, out)
+		}
+	})
+	if peakRSSErr != nil {
+		t.Fatal(peakRSSErr)
+	}
+	return peakRSSBin
+}
+
+// startMeasured starts cmd through the peakrss launcher (not by this test process, which holds
+// every shape in memory and may be built with -race: see peakrss); wait returns what it cost.
 func startMeasured(t *testing.T, cmd *exec.Cmd) (wait func() usage) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := cmd.Path
-	cmd.Path = os.Args[0]
-	cmd.Args[0] = os.Args[0]
-	if cmd.Env == nil {
-		cmd.Env = os.Environ()
-	}
-	cmd.Env = append(cmd.Env, measureEnv+"="+target)
+	launcher := peakRSSBinary(t)
+	cmd.Args = append([]string{launcher}, append([]string{cmd.Path}, cmd.Args[1:]...)...)
+	cmd.Path = launcher
 	cmd.ExtraFiles = []*os.File{w}
 	start := time.Now()
 	err = cmd.Start()
@@ -131,30 +143,6 @@ func startMeasured(t *testing.T, cmd *exec.Cmd) (wait func() usage) {
 		}
 		return usage{peak: ru.MaxRSSKiB << 10, cpu: time.Duration(ru.UserNS + ru.SysNS), wall: time.Since(start)}
 	}
-}
-
-// measure is the launcher: it runs target with args (forwarding SIGTERM), writes the child's
-// rusage as JSON to file descriptor 3 and exits with the child's status.
-func measure(target string, args []string) int {
-	report := os.NewFile(3, "usage")
-	cmd := exec.Command(target, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, measureEnv+"=") })
-	if err := cmd.Start(); err != nil {
-		fmt.Fprintln(os.Stderr, "launcher:", err)
-		return 2
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	go func() {
-		for s := range sig {
-			cmd.Process.Signal(s)
-		}
-	}()
-	cmd.Wait()
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	json.NewEncoder(report).Encode(map[string]int64{"MaxRSSKiB": ru.Maxrss, "UserNS": ru.Utime.Nano(), "SysNS": ru.Stime.Nano()})
-	return cmd.ProcessState.ExitCode()
 }
 
 var problemLine = regexp.MustCompile(`^(.*):(\d+):(\d+): `)
