@@ -33,11 +33,13 @@ const maxPush = 64 << 10
 func (h *Handler) handlePush(ctx context.Context, m event.Message) error {
 	var p ArtifactPush
 	err := document.ScanJSON(m.Data, maxPush)
-	if err == nil {
-		err = json.Unmarshal(m.Data, &p)
+	if err != nil {
+		err = fmt.Errorf("artifact notification: %w", err)
+	} else if err = json.Unmarshal(m.Data, &p); err != nil {
+		err = fmt.Errorf("artifact notification is not JSON: %w", err)
 	}
 	if err != nil {
-		err = event.Permanent(fmt.Errorf("artifact notification is not JSON: %w", err))
+		err = event.Permanent(err)
 		h.log.Error().Str("event_id", m.ID).Err(err).Msg("artifact push refused")
 		return err
 	}
