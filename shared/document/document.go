@@ -25,11 +25,12 @@ import (
 // almost always a mistake (or an attack on the parser).
 const MaxSize = 1 << 20
 
-// Bounds on what aliases can make of a small file ("billion laughs"): the number of aliases
-// followed, and the number of values produced in all.
+// Bounds on what aliases can make of a file within Scan's bounds ("billion laughs"): the number
+// of aliases followed, and the number of values produced in all (ten times what a file can
+// write without aliases, which keeps the converted document within a few MiB).
 const (
 	maxAliasExpansion = 10000
-	maxValues         = 1 << 20
+	maxValues         = 10 * MaxEntries
 )
 
 // Pos is a position in a file. Line and Col start at 1; zero means unknown.

@@ -106,6 +106,11 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"channels":{"s":{"type":"slack","webhook":{"env":"X"}}}}`))
 	f.Add([]byte("channels:\n  m:\n    type: email\n    smtp_addr: h:25\n    from: a@b.c\n    to: [x@y.z]\n"))
 	f.Add([]byte("platform: [a]\n"))
+	// Adversarial shapes (issue 13), each just over a bound of document.Scan.
+	f.Add([]byte("spec: " + strings.Repeat("[", 64) + "\n"))
+	f.Add([]byte(strings.Repeat("k: v\n", 501)))
+	f.Add([]byte("a: &a x\nb: [" + strings.Repeat("*a, ", 1000) + "*a]\n"))
+	f.Add([]byte("a: |\n  [[[\n---\nb: " + strings.Repeat("x", 65<<10) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
