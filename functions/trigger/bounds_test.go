@@ -15,7 +15,7 @@ func TestDecodeRunRequestBounded(t *testing.T) {
 	}{
 		{name: "deep args", body: `{"request_id":"r1","args":` + strings.Repeat("[", 65) + `}`, want: "run request body: JSON is nested more than 64 levels deep"},
 		{name: "too large", body: `{"request_id":"r1","reason":"` + strings.Repeat("x", MaxRequestBody) + `"}`, want: "run request body: JSON is 262175 bytes; the limit is 262144"},
-		{name: "many env entries", body: `{"request_id":"r1","env":{` + strings.Repeat(`"A":"b",`, 6000) + `"B":"c"}}`, want: "more than 5000 array elements and object members"},
+		{name: "many env entries", body: `{"request_id":"r1","env":{` + strings.Repeat(`"A":"b",`, 6000) + `"B":"c"}}`, want: "more than 4000 array elements and object members"},
 		{name: "largest accepted env", body: `{"request_id":"r1","env":{"A":"` + strings.Repeat("x", MaxEnvValue) + `"}}`},
 	}
 	for _, tt := range tests {

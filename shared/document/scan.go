@@ -11,9 +11,9 @@ import (
 // or minutes (docs/benchmarks.md, "Parser bounds").
 const (
 	MaxDepth          = 64       // nested mappings and sequences, block and flow together
-	MaxEntries        = 5000     // mapping entries and sequence items in the whole file
+	MaxEntries        = 4000     // mapping entries and sequence items in the whole file
 	MaxMappingEntries = 500      // entries of one mapping (the parser is quadratic in them)
-	MaxTokens         = 50000    // scalars, indicators, anchors, aliases, tags and comments
+	MaxTokens         = 40000    // scalars, indicators, anchors, aliases, tags and comments
 	MaxScalar         = 64 << 10 // bytes of one scalar (a block scalar's lines together)
 	MaxAliases        = 1000     // aliases (*name) in the whole file
 )
