@@ -24,6 +24,7 @@ import (
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/inventory"
@@ -128,6 +129,9 @@ func (h *Handler) handleRequest(ctx context.Context, m event.Message) error {
 		return err
 	}
 	var req platform.DeployRequest
+	if err := document.ScanJSON(m.Data, event.MaxData); err != nil {
+		return h.refuse(ctx, m, workload, &platform.DeployRequest{RequestID: m.ID}, fmt.Errorf("deploy request: %w", err))
+	}
 	if err := json.Unmarshal(m.Data, &req); err != nil {
 		return h.refuse(ctx, m, workload, &platform.DeployRequest{RequestID: m.ID}, fmt.Errorf("deploy request is not JSON: %w", err))
 	}

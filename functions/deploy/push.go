@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
@@ -24,12 +25,21 @@ type ArtifactPush struct {
 	Tag    string `json:"tag"`    // HOST/PROJECT/REPO/IMAGE:TAG
 }
 
+// maxPush bounds an Artifact Registry notification: three short strings.
+const maxPush = 64 << 10
+
 // handlePush moves every Runway job whose manifest names the pushed tag to the pushed digest.
 // Other tags, other images, DELETE actions and pushes without a digest change nothing.
 func (h *Handler) handlePush(ctx context.Context, m event.Message) error {
 	var p ArtifactPush
-	if err := json.Unmarshal(m.Data, &p); err != nil {
-		err = event.Permanent(fmt.Errorf("artifact notification is not JSON: %w", err))
+	err := document.ScanJSON(m.Data, maxPush)
+	if err != nil {
+		err = fmt.Errorf("artifact notification: %w", err)
+	} else if err = json.Unmarshal(m.Data, &p); err != nil {
+		err = fmt.Errorf("artifact notification is not JSON: %w", err)
+	}
+	if err != nil {
+		err = event.Permanent(err)
 		h.log.Error().Str("event_id", m.ID).Err(err).Msg("artifact push refused")
 		return err
 	}

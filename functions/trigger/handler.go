@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/inventory"
@@ -202,6 +203,9 @@ func (h *Handler) manual(ctx context.Context, w inventory.Workload, msg event.Me
 // every firing of one slot claims the same key.
 func (h *Handler) scheduled(ctx context.Context, w inventory.Workload, msg event.Message) error {
 	var body platform.ScheduledRun
+	if err := document.ScanJSON(msg.Data, platform.MaxRunRequestBody); err != nil {
+		return event.Permanent(fmt.Errorf("message %s: scheduled-run body: %w", msg.ID, err))
+	}
 	if err := json.Unmarshal(msg.Data, &body); err != nil {
 		return event.Permanent(fmt.Errorf("message %s: scheduled-run body: %w", msg.ID, err))
 	}

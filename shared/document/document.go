@@ -6,6 +6,7 @@
 package document
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,11 +25,12 @@ import (
 // almost always a mistake (or an attack on the parser).
 const MaxSize = 1 << 20
 
-// Bounds on what aliases can make of a small file ("billion laughs"): the number of aliases
-// followed, and the number of values produced in all.
+// Bounds on what aliases can make of a file within Scan's bounds ("billion laughs"): the number
+// of aliases followed, and the number of values produced in all (ten times what a file can
+// write without aliases, which keeps the converted document within a few MiB).
 const (
 	maxAliasExpansion = 10000
-	maxValues         = 1 << 20
+	maxValues         = 10 * MaxEntries
 )
 
 // Pos is a position in a file. Line and Col start at 1; zero means unknown.
@@ -145,16 +147,18 @@ func pathError(err error) string {
 	return err.Error()
 }
 
-// Parse reads data (the content of file) as exactly one YAML document. It reports every
+// Parse reads data (the content of file) as exactly one YAML document, after Scan has checked
+// its size and shape (so that the YAML library never sees a file that would cost it more than a
+// few MiB or a fraction of a second). It reports every
 // duplicate key, not only the first; a syntax error stops at the first. When the document could
 // be read despite its problems (duplicate keys, unsupported values), it is returned with them,
 // so that validation can go on and report everything at once; otherwise it is nil.
 func Parse(file string, data []byte) (*Document, Problems) {
 	d := &Document{File: file, pos: map[string]Pos{}, keyAt: map[string]Pos{}}
-	if len(data) > MaxSize {
-		return nil, Problems{{Pos: Pos{File: file, Line: 1, Col: 1}, Message: fmt.Sprintf("file is %d bytes; the limit is %d (1 MiB)", len(data), MaxSize)}}
+	if ps := Scan(file, data); ps != nil {
+		return nil, ps
 	}
-	if strings.TrimSpace(string(data)) == "" {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, Problems{{Pos: Pos{File: file, Line: 1, Col: 1}, Message: "file is empty"}}
 	}
 	f, err := parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
@@ -210,7 +214,7 @@ func (c *converter) fail(n ast.Node, format string, args ...any) {
 
 // value converts n, recording positions under pointer. depth guards against runaway nesting.
 func (c *converter) value(n ast.Node, pointer string, depth int) any {
-	if depth > 64 {
+	if depth > MaxDepth {
 		c.fail(n, "document is nested too deeply")
 		return nil
 	}

@@ -87,8 +87,8 @@ func TestAliasBomb(t *testing.T) {
 func TestWideAliasBomb(t *testing.T) {
 	// Few aliases, each expanding a large anchor: bounded by the number of values produced.
 	var b strings.Builder
-	b.WriteString("a: &a [" + strings.Repeat("x,", 20000) + "x]\nb: [")
-	b.WriteString(strings.Repeat("*a,", 5000) + "*a]\n")
+	b.WriteString("a: &a [" + strings.Repeat("x,", 3000) + "x]\nb: [")
+	b.WriteString(strings.Repeat("*a,", 500) + "*a]\n")
 	_, ps := Parse("wide.yml", []byte(b.String()))
 	if len(ps) != 1 || !strings.Contains(ps[0].Message, "expands to more than") {
 		t.Fatalf("problems = %v, want one 'expands to more than' problem", ps)
@@ -178,6 +178,10 @@ func TestClosest(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"a: 1\n", "a: [1, 2\n", "a: &x {b: *x}\n", "<<: 1\n", "- a\n- b\n", "a: !!str 1\n", "? [a]\n: b\n", "a: |\n x\n"} {
 		f.Add([]byte(s))
+	}
+	// The adversarial shapes of TestScanBounds, each just over its bound.
+	for _, s := range adversarial(MaxDepth + 1) {
+		f.Add([]byte(s.data))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, ps := Parse("fuzz.yml", data)

@@ -14,8 +14,17 @@ import (
 
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/platform"
 )
+
+// MaxBody is the largest CloudEvent body Decode reads (4 MiB): a deploy request carries two
+// files of at most document.MaxSize, base64-encoded in the Pub/Sub envelope.
+const MaxBody = 4 << 20
+
+// MaxData bounds the JSON of a decoded message (Message.Data) where no smaller limit applies:
+// the two files of a deploy request and their JSON escaping.
+const MaxData = 3 << 20
 
 // PubSubType is the CloudEvent type of a Pub/Sub message delivered by Eventarc.
 const PubSubType = "google.cloud.pubsub.topic.v1.messagePublished"
@@ -53,6 +62,9 @@ func Decode(e cloudevent.Event) (Message, error) {
 	project, topic, err := platform.SplitEventSource(e.Source())
 	if err != nil {
 		return Message{}, Permanent(fmt.Errorf("event %s: %w", e.ID(), err))
+	}
+	if err := document.ScanJSON(e.Data(), MaxBody); err != nil {
+		return Message{}, Permanent(fmt.Errorf("event %s: body: %w", e.ID(), err))
 	}
 	var env envelope
 	if err := json.Unmarshal(e.Data(), &env); err != nil {

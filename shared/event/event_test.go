@@ -3,6 +3,7 @@ package event
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,8 @@ func TestDecodeRefuses(t *testing.T) {
 		{name: "bad source", typ: PubSubType, source: "//storage.googleapis.com/b", body: `{}`},
 		{name: "bad body", typ: PubSubType, source: "//pubsub.googleapis.com/projects/p/topics/t", body: `[`},
 		{name: "bad base64", typ: PubSubType, source: "//pubsub.googleapis.com/projects/p/topics/t", body: `{"message":{"data":"!!"}}`},
+		{name: "deep body", typ: PubSubType, source: "//pubsub.googleapis.com/projects/p/topics/t", body: `{"message":{"attributes":` + strings.Repeat("[", 100000) + `}}`},
+		{name: "body over 4 MiB", typ: PubSubType, source: "//pubsub.googleapis.com/projects/p/topics/t", body: `{"message":{"data":"` + strings.Repeat("A", MaxBody) + `"}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -115,6 +115,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte("inventory:\n  - {name: a, type: job}\n"))
 	f.Add([]byte("inventory: [1, 'x', null]\n"))
+	// Adversarial shapes (issue 13), each just over a bound of document.Scan.
+	f.Add([]byte("spec: " + strings.Repeat("[", 64) + "\n"))
+	f.Add([]byte(strings.Repeat("k: v\n", 501)))
+	f.Add([]byte("a: &a x\nb: [" + strings.Repeat("*a, ", 1000) + "*a]\n"))
+	f.Add([]byte("a: |\n  [[[\n---\nb: " + strings.Repeat("x", 65<<10) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inv, err := Parse("fuzz.yml", data)
 		if (inv == nil) == (err == nil) {

@@ -423,6 +423,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("apiVersion: runway/v1\nkind: RunwayJob\nmetadata: {name: a}\nspec: {schedule: '0 0 30 2 *', resources: {limits: {cpu: 4}}}\n"))
 	f.Add([]byte("spec:\n  env: {A: &x b, B: *x}\n"))
 	f.Add([]byte("kind: RunwayService\n"))
+	// Adversarial shapes (issue 13), each just over a bound of document.Scan.
+	f.Add([]byte("spec: " + strings.Repeat("[", 64) + "\n"))
+	f.Add([]byte(strings.Repeat("k: v\n", 501)))
+	f.Add([]byte("a: &a x\nb: [" + strings.Repeat("*a, ", 1000) + "*a]\n"))
+	f.Add([]byte("a: |\n  [[[\n---\nb: " + strings.Repeat("x", 65<<10) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		j, err := Parse("fuzz.yml", data)
 		if (j == nil) == (err == nil) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"runwayjobs.dev/shared/document"
 )
 
 // Reference renders the manifest reference (docs/manifest.md) from the schema itself, so the
@@ -34,6 +36,8 @@ func Reference() string {
 		"Overlays (`.runway/<workload>/runway.yml`) are merged over `.runway/runway.yml` (mappings key by key, lists and values replaced); `metadata.name` defaults to the directory name and, if written in the overlay, must equal it.",
 		"With `--inventory`: the workload must be a `job` in the inventory, `spec.region` one of its regions, `spec.image` from its artifact repository.",
 		"The service account is never set in a manifest: the job runs as the workload's provisioned account.",
+		fmt.Sprintf("The file, before any YAML library reads it (as the inventory and the channel configuration): at most %d bytes (1 MiB) and one YAML document; nested at most %d levels deep (block and flow together); at most %d entries in one mapping and %d mapping entries and sequence items in all; at most %d tokens (scalars, indicators, anchors, tags, comments) and %d aliases; no scalar over %d bytes (64 KiB). Each is reported as FILE:LINE:COL where it is crossed.",
+			document.MaxSize, document.MaxDepth, document.MaxMappingEntries, document.MaxEntries, document.MaxTokens, document.MaxAliases, document.MaxScalar),
 	} {
 		b.WriteString("- " + c + "\n")
 	}

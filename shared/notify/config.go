@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"github.com/goccy/go-yaml"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/platform"
 )
 
@@ -101,7 +101,11 @@ var (
 
 // ParseConfig reads a channel configuration in YAML or JSON (a JSON document is YAML) and
 // checks it. Unknown fields are errors, so that a misspelt secret reference is not ignored.
+// The bytes are bounded (document.Scan) before the YAML library reads them.
 func ParseConfig(data []byte) (*Config, error) {
+	if ps := document.Scan("channel configuration", data); ps != nil {
+		return nil, ps
+	}
 	var c Config
 	if err := yaml.UnmarshalWithOptions(data, &c, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
 		// Without the source excerpt go-yaml adds by default: it would quote the lines around
@@ -116,9 +120,12 @@ func ParseConfig(data []byte) (*Config, error) {
 
 // LoadConfig reads and checks the channel configuration file at path.
 func LoadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("channel configuration: %w", err)
+	data, ps := document.ReadFile(path)
+	if ps != nil {
+		return nil, fmt.Errorf("channel configuration: %w", ps)
+	}
+	if ps := document.Scan(path, data); ps != nil {
+		return nil, fmt.Errorf("channel configuration: %w", ps)
 	}
 	c, err := ParseConfig(data)
 	if err != nil {

@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -105,6 +107,11 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"channels":{"s":{"type":"slack","webhook":{"env":"X"}}}}`))
 	f.Add([]byte("channels:\n  m:\n    type: email\n    smtp_addr: h:25\n    from: a@b.c\n    to: [x@y.z]\n"))
 	f.Add([]byte("platform: [a]\n"))
+	// Adversarial shapes (issue 13), each just over a bound of document.Scan.
+	f.Add([]byte("spec: " + strings.Repeat("[", 64) + "\n"))
+	f.Add([]byte(strings.Repeat("k: v\n", 501)))
+	f.Add([]byte("a: &a x\nb: [" + strings.Repeat("*a, ", 1000) + "*a]\n"))
+	f.Add([]byte("a: |\n  [[[\n---\nb: " + strings.Repeat("x", 65<<10) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseConfig(data)
 		if err != nil {
@@ -119,4 +126,26 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConfigBounded: a channel configuration is bounded before the YAML library reads it, and
+// the refusal names the file, line and column.
+func TestConfigBounded(t *testing.T) {
+	deep := "channels: " + strings.Repeat("[", 100000) + "\n"
+	if _, err := ParseConfig([]byte(deep)); err == nil || !strings.Contains(err.Error(), "channel configuration:1:74: document is nested more than 64 levels deep") {
+		t.Errorf("ParseConfig(deep) = %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "channels.yml")
+	if err := os.WriteFile(path, []byte(deep), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), path+":1:74: document is nested more than 64") {
+		t.Errorf("LoadConfig(deep) = %v", err)
+	}
+	if err := os.WriteFile(path, make([]byte, 2<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), path+":1:1: file is 2097152 bytes; the limit is 1048576") {
+		t.Errorf("LoadConfig(2 MiB) = %v", err)
+	}
 }

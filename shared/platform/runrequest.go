@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/manifest"
 )
 
@@ -27,9 +28,9 @@ const (
 	MaxRequestID   = 256
 	MaxReason      = 1024
 	MaxRequestedBy = 256
-	// MaxRunRequestBody bounds the JSON body before it is decoded: every field at its limit,
-	// escaped, fits well within it.
-	MaxRunRequestBody = 1 << 20
+	// MaxRunRequestBody bounds the JSON body before it is decoded (size, depth and counts are
+	// checked by document.ScanJSON): every field at its limit, escaped, fits well within it.
+	MaxRunRequestBody = 256 << 10
 )
 
 // runPolicies are the concurrency policies a request may ask for.
@@ -57,8 +58,8 @@ var runRequestFields = func() []string {
 // with it, so both sides refuse a request in the same words.
 func DecodeRunRequest(data []byte) (RunRequest, []string, error) {
 	var req RunRequest
-	if len(data) > MaxRunRequestBody {
-		return req, nil, fmt.Errorf("run request body: is %d bytes; at most %d", len(data), MaxRunRequestBody)
+	if err := document.ScanJSON(data, MaxRunRequestBody); err != nil {
+		return req, nil, fmt.Errorf("run request body: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
