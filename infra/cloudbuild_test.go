@@ -65,7 +65,7 @@ func checkCloudBuild(src []byte, modules, functions []string, platform *tfconfig
 	var problems []string
 	ids := map[string]bool{}
 	used := map[string]bool{}
-	var all []string // every step's text, for what must be there
+	var all []string                     // every step's text, for what must be there
 	for k, v := range cb.Substitutions { // dynamic substitutions: values may use others
 		for _, m := range substitutionRef.FindAllStringSubmatch(v, -1) {
 			used[m[1]] = true
