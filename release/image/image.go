@@ -228,7 +228,7 @@ func platformImage(m Meta, p Platform, binary []byte) (v1.Image, error) {
 		return nil, err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil },
-		tarball.WithMediaType(types.OCILayer))
+		tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching) // digest, layout and push: gzip once
 	if err != nil {
 		return nil, fmt.Errorf("layer: %w", err)
 	}
