@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-MODULES   := shared functions/deploy functions/trigger functions/monitor runwayctl e2e infra
+MODULES   := shared functions/deploy functions/trigger functions/monitor runwayctl e2e infra release
 FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s
@@ -14,7 +14,7 @@ PACKAGES  := $(foreach m,$(MODULES),./$(m)/...)
 # (docs/benchmarks.md, "make test".)
 export GOFLAGS := -trimpath -buildvcs=false
 
-.PHONY: dev build test fmt vet gotest functions bench fuzz docs runwayctl
+.PHONY: dev build test fmt vet gotest functions bench fuzz docs runwayctl image
 
 ## dev: the whole platform on the embedded emulator (runwayctl dev): validate the examples, build
 ## runwayctl and the three functions into bin/, start everything and deploy the examples.
@@ -31,8 +31,15 @@ runwayctl:
 	@mkdir -p bin
 	cd runwayctl && $(GO) build -o ../bin/runwayctl .
 
-## test: gofmt, go vet and go test -race over every module, then each function on its own.
-test: fmt vet gotest functions
+## image: the runwayctl image (linux/amd64 and linux/arm64, no Docker daemon, no base image) as
+## an OCI image layout tarball; version, commit and time from git (docs/operations.md).
+image:
+	@mkdir -p bin
+	cd release && $(GO) run ./cmd/image -repo .. -o ../bin/runwayctl.oci.tar
+
+## test: gofmt, go vet, the image, go test -race over every module (release/image checks
+## bin/runwayctl.oci.tar), then each function on its own.
+test: fmt vet image gotest functions
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -45,7 +52,7 @@ vet:
 # -ldflags=-w: no DWARF in the test binaries, which links each of them in a third of the time
 # (stack traces keep their files and lines).
 gotest:
-	$(GO) test -race -count=1 -ldflags=-w $(PACKAGES)
+	RUNWAY_IMAGE_TAR=$(CURDIR)/bin/runwayctl.oci.tar $(GO) test -race -count=1 -ldflags=-w $(PACKAGES)
 
 ## functions: each function folder vendored and copied alone, then tested (GOWORK=off) and built there.
 functions:

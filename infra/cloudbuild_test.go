@@ -56,7 +56,7 @@ func makeList(t *testing.T, name string) []string {
 // missing directory or waiting for a missing step, a substitution used but not declared (Cloud
 // Build refuses the build) or declared but unused, a module or function the build does not test
 // or vendor with GOWORK=off, the platform's Terraform not applied, or given an undeclared -var,
-// or not given a required one.
+// or not given a required one, or the runwayctl image not built and pushed.
 func checkCloudBuild(src []byte, modules, functions []string, platform *tfconfig.Module) []string {
 	var cb cloudBuild
 	if err := yaml.Unmarshal(src, &cb); err != nil {
@@ -65,7 +65,15 @@ func checkCloudBuild(src []byte, modules, functions []string, platform *tfconfig
 	var problems []string
 	ids := map[string]bool{}
 	used := map[string]bool{}
-	var all []string // every step's text, for what must be there
+	var all []string                     // every step's text, for what must be there
+	for k, v := range cb.Substitutions { // dynamic substitutions: values may use others
+		for _, m := range substitutionRef.FindAllStringSubmatch(v, -1) {
+			used[m[1]] = true
+			if _, ok := cb.Substitutions[m[1]]; !ok && !slices.Contains(builtinSubstitutions, m[1]) {
+				problems = append(problems, fmt.Sprintf("substitution %s: $%s is neither a substitution nor a Cloud Build variable", k, m[1]))
+			}
+		}
+	}
 	for i, s := range cb.Steps {
 		name := s.ID
 		if name == "" {
@@ -149,6 +157,11 @@ func checkCloudBuild(src []byte, modules, functions []string, platform *tfconfig
 	if !regexp.MustCompile(`-chdir=infra/platform\napply`).MatchString(joined) {
 		problems = append(problems, "no step applies infra/platform")
 	}
+	if !slices.ContainsFunc(cb.Steps, func(s cloudBuildStep) bool {
+		return s.Dir == "release" && slices.Contains(s.Args, "./cmd/image") && slices.Contains(s.Args, "-push")
+	}) {
+		problems = append(problems, "no step builds and pushes the runwayctl image (release/cmd/image -push)")
+	}
 	sort.Strings(problems)
 	return problems
 }
@@ -211,6 +224,7 @@ func TestCloudBuildCheckerCatchesMistakes(t *testing.T) {
 		{name: "missing waitFor", old: "waitFor: [terraform-plan]", new: "waitFor: [terraform-plna]", want: `waits for "terraform-plna"`},
 		{name: "module not tested", modules: append(slices.Clone(modules), "newmod"), want: "the Makefile's MODULES are"},
 		{name: "function not vendored", functions: append(slices.Clone(functions), "notify"), want: "no step vendors functions/notify"},
+		{name: "image not pushed", old: "-push, ", new: "", want: "no step builds and pushes the runwayctl image"},
 		{name: "required variable missing", old: "      - -var=channels_file=/workspace/config/channels.yml\n", new: "", want: "required variable channels_file"},
 	}
 	for _, tt := range tests {

@@ -47,3 +47,13 @@ output "job_projects" {
   description = "Per workload project: its gcr topic."
   value       = { for k, m in module.job_project : k => m.gcr_topic }
 }
+
+output "inventory_url" {
+  description = "RUNWAY_INVENTORY for runwayctl in CI (the include's inventory input): the applied inventory, readable by the job workloads' GitLab projects."
+  value       = "gs://${google_storage_bucket_object.inventory.bucket}/${google_storage_bucket_object.inventory.name}"
+}
+
+output "runwayctl_image_repository" {
+  description = "Where cloudbuild.yaml pushes the runwayctl image (its _IMAGE_REPOSITORY)."
+  value       = "${google_artifact_registry_repository.runway.location}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.runway.repository_id}/runwayctl"
+}

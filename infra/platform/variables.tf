@@ -132,3 +132,9 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "runwayctl_image_readers" {
+  description = "Members that may pull the runwayctl image from the platform's runway repository: the GitLab runners' identity, or allUsers (the image holds no secret and no inventory)."
+  type        = list(string)
+  default     = []
+}
