@@ -96,7 +96,13 @@ const (
 	AnnotationImageTag = annotationPrefix + "image-tag"
 	// AnnotationSettings is the JSON of Settings.
 	AnnotationSettings = annotationPrefix + "settings"
+	// AnnotationPlacedAt is when the workload was first applied in the job's region (RFC 3339):
+	// of several copies of a workload's job, the most recently placed is its home (desired.Place).
+	AnnotationPlacedAt = annotationPrefix + "placed-at"
 )
+
+// AnnotationPrefix begins every annotation Runway writes: Runway owns the keys under it.
+const AnnotationPrefix = annotationPrefix
 
 // Settings is what trigger and monitor need to know about a job beyond its Cloud Run
 // template. Deploy writes it as the AnnotationSettings annotation.
@@ -237,6 +243,13 @@ type ScheduledRun struct {
 // DeployRecordKey is the store key of the outcome of a deploy request.
 func DeployRecordKey(workload, requestID string) string {
 	return "deploys/" + workload + "/" + keySafe(requestID)
+}
+
+// DeployIntentKey is the store key of what the first delivery of a deploy request planned to
+// change, written before its first write: a redelivery whose writes landed already (their
+// responses lost) records them as this request's changes, not as "unchanged".
+func DeployIntentKey(workload, requestID string) string {
+	return "deploy-intents/" + workload + "/" + keySafe(requestID)
 }
 
 // RunRecordKey is the store key of the claim of a run request.
