@@ -388,4 +388,3 @@ func classify(op string, err error) error {
 	}
 	return err
 }
-
