@@ -43,14 +43,14 @@ type Input struct {
 	// ScheduleSince is when the current schedule first applied (kept across re-applies of an
 	// unchanged schedule, so the monitor never expects slots from before it).
 	ScheduleSince time.Time
-	// PlacedAt is when the workload was first applied in its home region (kept while the home
-	// stays; zero writes no AnnotationPlacedAt, as for jobs deployed before it existed).
-	PlacedAt time.Time
+	// Placement is the job's placement count (see Place), kept while the home region stays;
+	// 0 writes no AnnotationPlacement, as for jobs deployed before it existed.
+	Placement int64
 }
 
 // RequestInput is the input of a deploy request at now, before what is deployed is inherited.
 func RequestInput(j *manifest.Job, w inventory.Workload, req *platform.DeployRequest, now time.Time) Input {
-	return Input{Job: j, Workload: w, Image: req.Image, Source: req.Source, ScheduleSince: now, PlacedAt: now}
+	return Input{Job: j, Workload: w, Image: req.Image, Source: req.Source, ScheduleSince: now}
 }
 
 // State is the rendered desired state of one workload.
@@ -71,7 +71,7 @@ func (in *Input) inherit(got *runpb.Job) {
 	if got == nil {
 		return
 	}
-	in.PlacedAt = placedAt(got)
+	in.Placement = placement(got)
 	j := in.Job
 	if s, err := platform.SettingsOf(got.Annotations); err == nil && j.Schedule != nil &&
 		s.Schedule == j.Schedule.Expr() && s.TimeZone == j.Schedule.TimeZone() && !s.CreatedAt.IsZero() {
@@ -169,8 +169,8 @@ func renderJob(in Input, image, name string) *runpb.Job {
 	}
 	set(platform.AnnotationPipelineURL, in.Source.PipelineURL)
 	set(platform.AnnotationRef, in.Source.Ref)
-	if !in.PlacedAt.IsZero() {
-		set(platform.AnnotationPlacedAt, in.PlacedAt.UTC().Format(time.RFC3339Nano))
+	if in.Placement != 0 {
+		set(platform.AnnotationPlacement, strconv.FormatInt(in.Placement, 10))
 	}
 	if sp.Image != "" && !strings.Contains(sp.Image, "@") {
 		set(platform.AnnotationImageTag, sp.Image)

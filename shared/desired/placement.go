@@ -9,15 +9,17 @@ package desired
 // its regions is a stray, left by a region move, and deploy deletes it (its scheduler first)
 // once the home region is applied. Between the two writes, or when a deletion failed and waits
 // for redelivery, a workload has several copies: readers, which do not have the manifest, take
-// the most recently placed copy (AnnotationPlacedAt, written when a job is created in a region
-// it is not yet home in) as the home, which is the one the last deploy wrote.
+// the most recently placed copy as the home (AnnotationPlacement: one more than any copy has,
+// written when a job is placed in a region it is not yet home in), which is the one the last
+// deploy wrote. No clock is involved: copies are ordered by the count.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
-	"time"
 
 	"cloud.google.com/go/run/apiv2/runpb"
 	"github.com/googleapis/gax-go/v2"
@@ -49,7 +51,7 @@ type Placement struct {
 }
 
 // Place decides which of the jobs named after w (nil entries ignored) is its home: the most
-// recently placed of the Runway-managed copies, ties (and copies without AnnotationPlacedAt,
+// recently placed of the Runway-managed copies, ties (copies without AnnotationPlacement,
 // deployed before it existed) going to the earliest of w's regions.
 func Place(w inventory.Workload, jobs []*runpb.Job) Placement {
 	var p Placement
@@ -73,7 +75,7 @@ func Place(w inventory.Workload, jobs []*runpb.Job) Placement {
 		return len(w.Regions)
 	}
 	slices.SortStableFunc(copies, func(a, b *runpb.Job) int {
-		if c := placedAt(b).Compare(placedAt(a)); c != 0 {
+		if c := cmp.Compare(placement(b), placement(a)); c != 0 {
 			return c
 		}
 		return rank(a) - rank(b)
@@ -82,10 +84,10 @@ func Place(w inventory.Workload, jobs []*runpb.Job) Placement {
 	return p
 }
 
-// placedAt is when the job was placed in its region, zero when it does not say.
-func placedAt(j *runpb.Job) time.Time {
-	t, _ := time.Parse(time.RFC3339Nano, j.GetAnnotations()[platform.AnnotationPlacedAt])
-	return t
+// placement is the job's placement count, 0 when it does not say.
+func placement(j *runpb.Job) int64 {
+	n, _ := strconv.ParseInt(j.GetAnnotations()[platform.AnnotationPlacement], 10, 64)
+	return n
 }
 
 // RegionOf returns the region of a Cloud Run or Cloud Scheduler job's full name

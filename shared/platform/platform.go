@@ -96,9 +96,10 @@ const (
 	AnnotationImageTag = annotationPrefix + "image-tag"
 	// AnnotationSettings is the JSON of Settings.
 	AnnotationSettings = annotationPrefix + "settings"
-	// AnnotationPlacedAt is when the workload was first applied in the job's region (RFC 3339):
-	// of several copies of a workload's job, the most recently placed is its home (desired.Place).
-	AnnotationPlacedAt = annotationPrefix + "placed-at"
+	// AnnotationPlacement counts the workload's placements (decimal): a job created in a region
+	// that is not yet the workload's home gets one more than any copy has, so of several copies
+	// the highest is the home (desired.Place).
+	AnnotationPlacement = annotationPrefix + "placement"
 )
 
 // AnnotationPrefix begins every annotation Runway writes: Runway owns the keys under it.
