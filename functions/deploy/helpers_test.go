@@ -37,7 +37,7 @@ const (
 	region  = "us-east1"
 	// otherRegion is the second region of workload "moving".
 	otherRegion = "europe-west1"
-	repo    = "us-east1-docker.pkg.dev/runway-test/jobs"
+	repo        = "us-east1-docker.pkg.dev/runway-test/jobs"
 )
 
 var testInventory = fmt.Sprintf(`inventory:
