@@ -590,3 +590,110 @@ func TestServedByFramework(t *testing.T) {
 		t.Fatalf("status = %d, want 500 while misconfigured", resp.StatusCode)
 	}
 }
+
+// TestLostResponses: a write that succeeds but whose response is lost (the emulator's
+// lose_response fault), or whose operation cannot be polled, is a change this request made:
+// the redelivery (or the re-read of the job) records it as applied, with what was written,
+// never as "unchanged", and nothing is written twice.
+func TestLostResponses(t *testing.T) {
+	tests := []struct {
+		name        string
+		before      *platform.DeployRequest
+		fault       string
+		req         platform.DeployRequest
+		wantChanges []string // each must be in the record
+		wantWrites  int      // calls to the faulty method, over every delivery
+		method      string
+		deliveries  int // how many deliveries it takes; 0: any
+	}{
+		{
+			name:        "Cloud Run CreateJob lost",
+			fault:       `{"method":"/google.cloud.run.v2.Jobs/CreateJob","code":4,"lose_response":true,"times":1}`,
+			req:         apply("r1", "nightly", nightlyManifest, 10),
+			wantChanges: []string{"job: created", "schedule: created"},
+			method:      "run.CreateJob nightly", wantWrites: 1,
+		},
+		{
+			name:        "the create operation cannot be polled",
+			fault:       `{"method":"/google.longrunning.Operations/GetOperation","code":4}`,
+			req:         apply("r1", "nightly", nightlyManifest, 10),
+			wantChanges: []string{"job: created", "schedule: created"},
+			method:      "run.CreateJob nightly", wantWrites: 1,
+			deliveries:  1, // the job is read again: no redelivery needed
+		},
+		{
+			name:        "Cloud Run UpdateJob lost",
+			before:      &platform.DeployRequest{},
+			fault:       `{"method":"/google.cloud.run.v2.Jobs/UpdateJob","code":14,"lose_response":true,"times":1}`,
+			req:         apply("r1", "nightly", edit(nightlyManifest, "--vacuum", "--full"), 11),
+			wantChanges: []string{"job: updated annotations.manifest-hash, annotations.pipeline-id, args"},
+			method:      "run.UpdateJob nightly", wantWrites: 1,
+		},
+		{
+			name:        "Cloud Scheduler CreateJob lost",
+			fault:       `{"method":"/google.cloud.scheduler.v1.CloudScheduler/CreateJob","code":4,"lose_response":true,"times":1}`,
+			req:         apply("r1", "nightly", nightlyManifest, 10),
+			wantChanges: []string{"job: created", "schedule: created"},
+			method:      "scheduler.CreateJob nightly", wantWrites: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			if tt.before != nil {
+				if err := e.h.Handle(ctx, requestEvent(t, "nightly", apply("r0", "nightly", nightlyManifest, 10))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.writes.take()
+			setFault(t, e, tt.fault)
+			ev := requestEvent(t, "nightly", tt.req)
+			var all []string
+			var err error
+			attempt := 1
+			for ; attempt <= 5; attempt++ {
+				err = e.h.Handle(ctx, ev)
+				w, _ := e.writes.take()
+				all = append(all, w...)
+				if err == nil {
+					break
+				}
+				if event.IsPermanent(err) {
+					t.Fatalf("attempt %d: permanent %v", attempt, err)
+				}
+			}
+			if err != nil {
+				t.Fatalf("no convergence: %v", err)
+			}
+			if tt.deliveries != 0 && attempt != tt.deliveries {
+				t.Errorf("converged after %d deliveries, want %d", attempt, tt.deliveries)
+			}
+			if n := count(all, tt.method); n != tt.wantWrites {
+				t.Errorf("%s written %d times (%v), want %d", tt.method, n, all, tt.wantWrites)
+			}
+			rec := e.record(t, "nightly", "r1")
+			if rec.Outcome != platform.DeployApplied {
+				t.Errorf("outcome = %s %q, want applied", rec.Outcome, rec.Changes)
+			}
+			for _, c := range tt.wantChanges {
+				if !slices.Contains(rec.Changes, c) {
+					t.Errorf("changes = %q, want %q among them", rec.Changes, c)
+				}
+			}
+			if _, err := e.store.Get(ctx, platform.DeployIntentKey("nightly", "r1")); err == nil {
+				t.Errorf("the intent outlived the record")
+			}
+		})
+	}
+}
+
+func count(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
+}

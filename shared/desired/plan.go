@@ -225,10 +225,14 @@ func PlanFor(in Input, obs Observed) (Plan, error) {
 			return p, nil
 		}
 	}
-	now := in.PlacedAt
 	in.inherit(cur)
-	if cur == nil || cur != got {
-		in.PlacedAt = now // placed anew in the home region
+	if cur == nil || cur != got { // placed anew in the home region: after every copy
+		in.Placement = 1
+		for _, j := range obs.Jobs {
+			if j != nil && platform.IsManaged(j.Labels) {
+				in.Placement = max(in.Placement, placement(j)+1)
+			}
+		}
 	}
 	want, err := Render(in)
 	if err != nil {
