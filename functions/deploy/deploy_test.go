@@ -619,7 +619,7 @@ func TestLostResponses(t *testing.T) {
 			req:         apply("r1", "nightly", nightlyManifest, 10),
 			wantChanges: []string{"job: created", "schedule: created"},
 			method:      "run.CreateJob nightly", wantWrites: 1,
-			deliveries:  1, // the job is read again: no redelivery needed
+			deliveries: 1, // the job is read again: no redelivery needed
 		},
 		{
 			name:        "Cloud Run UpdateJob lost",
