@@ -41,6 +41,7 @@ func JobChanges(want, got *runpb.Job) []string {
 		return append(ch, "containers")
 	}
 	wc, gc := wt.Containers[0], gt.Containers[0]
+	diff("container_name", wc.Name == gc.Name)
 	diff("image", wc.Image == gc.Image)
 	diff("command", slices.Equal(wc.Command, gc.Command))
 	diff("args", slices.Equal(wc.Args, gc.Args))
