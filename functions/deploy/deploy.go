@@ -173,7 +173,9 @@ func (h *Handler) handleRequest(ctx context.Context, m event.Message) error {
 	}); err != nil {
 		return err
 	}
-	h.dropIntent(ctx, workload, req.RequestID)
+	if res.intent {
+		h.dropIntent(ctx, workload, req.RequestID)
+	}
 	return nil
 }
 

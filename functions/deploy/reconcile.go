@@ -55,6 +55,7 @@ type Result struct {
 	Changes   []string // the writes, e.g. "job: updated image, args"
 	Job       string
 	Scheduler string
+	intent    bool // a deploy intent of the request is stored (drop it once recorded)
 }
 
 // maxConflicts bounds the re-read-and-retry loop when another writer changes the job between
@@ -64,8 +65,8 @@ const maxConflicts = 4
 // Apply reconciles the workload to the request: it reads the workload's Cloud Run and Cloud
 // Scheduler jobs in each of its regions, asks desired.PlanFor what to write, and writes that:
 // the home region, then the deletion of what a region move left elsewhere. It is safe to call
-// again with the same request; the second call writes nothing, and records what the first
-// changed even when the responses of its writes were lost.
+// again with the same request; the second call writes nothing, and reports what the first
+// changed even when the responses of its writes were lost (the deploy intent).
 func (h *Handler) Apply(ctx context.Context, w inventory.Workload, req *platform.DeployRequest) (Result, error) {
 	job, err := parseManifest(w.Name, req)
 	if err != nil {
@@ -85,19 +86,21 @@ func (h *Handler) Apply(ctx context.Context, w inventory.Workload, req *platform
 	return res, err
 }
 
-// intent is what an earlier attempt of this request planned and may have written.
+// intent is what earlier attempts of this request wrote, or may have: kept in the store when
+// an attempt failed after (or during) a write, whose response may have been lost although
+// the write happened.
 type intent struct {
 	Changes []string `json:"changes"`
-	saved   bool
+	gen     int64    // the stored generation, 0 when none is stored
 }
 
 func (h *Handler) applyOnce(ctx context.Context, w inventory.Workload, req *platform.DeployRequest, job *manifest.Job, in *intent) (Result, error) {
 	obs, err := desired.Observe(ctx, h.jobs, h.sched, w)
 	if err != nil {
-		return Result{Job: platform.JobName(w.GCPProject, desired.HomeRegion(job, w), w.Name)}, classify("observe", err)
+		return Result{Job: platform.JobName(w.GCPProject, desired.HomeRegion(job, w), w.Name), intent: in.gen != 0}, classify("observe", err)
 	}
 	p, err := desired.PlanFor(desired.RequestInput(job, w, req, h.now()), obs)
-	res := Result{Job: p.Job, Scheduler: p.Scheduler}
+	res := Result{Job: p.Job, Scheduler: p.Scheduler, intent: in.gen != 0}
 	if err != nil {
 		return res, event.Permanent(err)
 	}
@@ -105,15 +108,14 @@ func (h *Handler) applyOnce(ctx context.Context, w inventory.Workload, req *plat
 		res.Outcome, res.Changes = platform.DeployStale, p.Changes()
 		return res, nil
 	}
-	if len(p.Steps) > 0 && !in.saved {
-		if err := h.saveIntent(ctx, w.Name, req.RequestID, in, p.Changes()); err != nil {
-			return res, err
-		}
-	}
 	var done []string
 	for _, s := range p.Steps {
 		if err := h.execute(ctx, p.Want, s); err != nil {
-			res.Changes = union(in.Changes, done)
+			// The write may have happened: a redelivery that finds it done must still
+			// record it as this request's.
+			in.Changes = union(in.Changes, append(done, s.Change()))
+			h.saveIntent(ctx, w.Name, req.RequestID, in)
+			res.Changes, res.intent = in.Changes, in.gen != 0
 			return res, err
 		}
 		done = append(done, s.Change())
@@ -137,7 +139,8 @@ func union(a, b []string) []string {
 	return out
 }
 
-// loadIntent reads what an earlier delivery of the request planned (nothing, the first time).
+// loadIntent reads what earlier deliveries of the request wrote, or may have (nothing, as a
+// rule). It is one store read per delivery; a write is made only when a delivery fails.
 func (h *Handler) loadIntent(ctx context.Context, workload, requestID string) (intent, error) {
 	if requestID == "" {
 		return intent{}, nil
@@ -154,35 +157,31 @@ func (h *Handler) loadIntent(ctx context.Context, workload, requestID string) (i
 	if err := json.Unmarshal(o.Data, &in); err != nil {
 		return intent{}, fmt.Errorf("deploy intent %s: %w", key, err)
 	}
-	in.saved = true
+	in.gen = o.Generation
 	return in, nil
 }
 
-// saveIntent stores changes as what the request changes, before its first write: a write whose
-// response is lost has still happened, and the redelivery that then finds nothing to write
-// must record it as this request's change.
-func (h *Handler) saveIntent(ctx context.Context, workload, requestID string, in *intent, changes []string) error {
-	in.Changes, in.saved = changes, true
+// saveIntent stores in after a failed attempt. A failure to store it is logged: the attempt's
+// own error is what the delivery returns.
+func (h *Handler) saveIntent(ctx context.Context, workload, requestID string, in *intent) {
 	if requestID == "" {
-		return nil
+		return
 	}
 	key := platform.DeployIntentKey(workload, requestID)
 	b, err := json.Marshal(in)
-	if err != nil {
-		return fmt.Errorf("deploy intent %s: %w", key, err)
+	if err == nil {
+		var gen int64
+		if gen, err = h.store.Put(ctx, key, b, in.gen); err == nil {
+			in.gen = gen
+			return
+		}
 	}
-	if _, err := h.store.Put(ctx, key, b, 0); err != nil && !errors.Is(err, state.ErrPrecondition) {
-		return fmt.Errorf("deploy intent %s: %w", key, err)
-	}
-	return nil
+	h.log.Warn().Str("request_id", requestID).Err(err).Msg("deploy intent not stored: a redelivery may record the writes as unchanged")
 }
 
 // dropIntent deletes the request's intent once its outcome is recorded (best effort: a left
 // intent is only read by a redelivery, which finds the record first).
 func (h *Handler) dropIntent(ctx context.Context, workload, requestID string) {
-	if requestID == "" {
-		return
-	}
 	if err := h.store.Delete(ctx, platform.DeployIntentKey(workload, requestID), 0); err != nil && !errors.Is(err, state.ErrNotFound) {
 		h.log.Warn().Str("request_id", requestID).Err(err).Msg("deploy intent not deleted")
 	}
