@@ -54,6 +54,7 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./document/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./notify/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParseMultipart$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzRegionOf$$' -fuzztime=$(FUZZTIME) ./desired/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzPageToken$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
 
 ## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.

@@ -480,3 +480,24 @@ func TestRegionOf(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRegionOf: RegionOf never panics, never returns a path, and reads back what JobName wrote.
+func FuzzRegionOf(f *testing.F) {
+	f.Add("projects/p/locations/us-east1/jobs/j")
+	f.Add("/locations/")
+	f.Add("projects/p/locations//jobs/j")
+	f.Fuzz(func(t *testing.T, name string) {
+		r := RegionOf(name)
+		if strings.Contains(r, "/") {
+			t.Fatalf("RegionOf(%q) = %q, a path", name, r)
+		}
+		if r != "" && !strings.Contains(name, "/locations/"+r) {
+			t.Fatalf("RegionOf(%q) = %q, not in the name", name, r)
+		}
+		if !strings.Contains(name, "/") {
+			if got := RegionOf(platform.JobName("p", name, "j")); got != name {
+				t.Fatalf("RegionOf(JobName(p, %q, j)) = %q", name, got)
+			}
+		}
+	})
+}
