@@ -21,11 +21,31 @@ type SchedulerGetter interface {
 	GetJob(context.Context, *schedulerpb.GetJobRequest, ...gax.CallOption) (*schedulerpb.Job, error)
 }
 
-// Observed is what exists of one workload: its Cloud Run job and Cloud Scheduler job in each of
-// its regions, indexed like the workload's Regions (nil where there is none).
+// Observed is what exists of one workload: its Cloud Run jobs and Cloud Scheduler jobs in its
+// regions (any order; nil entries are ignored).
 type Observed struct {
 	Jobs       []*runpb.Job
 	Schedulers []*schedulerpb.Job
+}
+
+// job returns the observed Cloud Run job of region, nil when there is none.
+func (o Observed) job(region string) *runpb.Job {
+	for _, j := range o.Jobs {
+		if j != nil && RegionOf(j.Name) == region {
+			return j
+		}
+	}
+	return nil
+}
+
+// scheduler returns the observed Cloud Scheduler job of region, nil when there is none.
+func (o Observed) scheduler(region string) *schedulerpb.Job {
+	for _, s := range o.Schedulers {
+		if s != nil && RegionOf(s.Name) == region {
+			return s
+		}
+	}
+	return nil
 }
 
 // Observe reads the workload's Cloud Run and Cloud Scheduler jobs in each of its regions.
@@ -195,23 +215,9 @@ func PlanFor(in Input, obs Observed) (Plan, error) {
 	home := HomeRegion(in.Job, w)
 	name := platform.JobName(w.GCPProject, home, w.Name)
 	p := Plan{Job: name}
-	at := func(list []*runpb.Job, region string) *runpb.Job {
-		for _, j := range list {
-			if j != nil && RegionOf(j.Name) == region {
-				return j
-			}
-		}
-		return nil
-	}
-	got := at(obs.Jobs, home)
+	got, sched := obs.job(home), obs.scheduler(home)
 	if got != nil && !platform.IsManaged(got.Labels) {
 		return p, fmt.Errorf("Cloud Run job %s exists and is not managed by Runway: it is left alone", name)
-	}
-	var sched *schedulerpb.Job
-	for _, s := range obs.Schedulers {
-		if s != nil && RegionOf(s.Name) == home {
-			sched = s
-		}
 	}
 	if sched != nil && !IsManagedScheduler(sched) {
 		return p, fmt.Errorf("Cloud Scheduler job %s exists and is not managed by Runway: it is left alone", name)
@@ -239,48 +245,60 @@ func PlanFor(in Input, obs Observed) (Plan, error) {
 		return p, err
 	}
 	p.Want = want
-	switch {
-	case got == nil:
-		p.Steps = append(p.Steps, Step{Action: CreateJob, Name: name})
-	default:
-		if ch := JobChanges(want.Job, got); len(ch) > 0 {
-			p.Steps = append(p.Steps, Step{Action: UpdateJob, Name: name, Fields: ch, Etag: got.Etag})
-		}
-	}
 	if want.Scheduler != nil {
 		p.Scheduler = want.Scheduler.Name
 	}
-	paused := sched != nil && Paused(sched) // a created scheduler job starts enabled
-	switch {
-	case want.Scheduler == nil && sched != nil:
-		p.Steps = append(p.Steps, Step{Action: DeleteScheduler, Name: name})
-	case want.Scheduler == nil:
-	case sched == nil:
-		p.Steps = append(p.Steps, Step{Action: CreateScheduler, Name: name})
-	default:
-		if mask := SchedulerChanges(want.Scheduler, sched); len(mask) > 0 {
-			p.Steps = append(p.Steps, Step{Action: UpdateScheduler, Name: name, Fields: mask})
-		}
-	}
-	if want.Scheduler != nil {
-		switch {
-		case want.Paused && !paused:
-			p.Steps = append(p.Steps, Step{Action: PauseScheduler, Name: name})
-		case !want.Paused && paused:
-			p.Steps = append(p.Steps, Step{Action: ResumeScheduler, Name: name})
-		}
-	}
-	for i, region := range w.Regions {
+	p.Steps = append(jobSteps(want, got), schedulerSteps(want, sched)...)
+	for _, region := range w.Regions {
 		if region == home {
 			continue
 		}
 		stray := platform.JobName(w.GCPProject, region, w.Name)
-		if i < len(obs.Schedulers) && obs.Schedulers[i] != nil && IsManagedScheduler(obs.Schedulers[i]) {
+		if s := obs.scheduler(region); s != nil && IsManagedScheduler(s) {
 			p.Steps = append(p.Steps, Step{Action: DeleteStrayScheduler, Name: stray, Home: home})
 		}
-		if j := at(obs.Jobs, region); j != nil && platform.IsManaged(j.Labels) && j.Labels[platform.LabelWorkload] == w.Name {
+		if j := obs.job(region); j != nil && platform.IsManaged(j.Labels) && j.Labels[platform.LabelWorkload] == w.Name {
 			p.Steps = append(p.Steps, Step{Action: DeleteStrayJob, Name: stray, Etag: j.Etag, Home: home})
 		}
 	}
 	return p, nil
+}
+
+// jobSteps writes the home region's Cloud Run job: created, or updated in the fields that differ.
+func jobSteps(want *State, got *runpb.Job) []Step {
+	if got == nil {
+		return []Step{{Action: CreateJob, Name: want.Job.Name}}
+	}
+	if ch := JobChanges(want.Job, got); len(ch) > 0 {
+		return []Step{{Action: UpdateJob, Name: want.Job.Name, Fields: ch, Etag: got.Etag}}
+	}
+	return nil
+}
+
+// schedulerSteps writes the home region's Cloud Scheduler job: created, updated (a field mask),
+// deleted when the schedule was removed, then paused or resumed.
+func schedulerSteps(want *State, got *schedulerpb.Job) []Step {
+	name := want.Job.Name
+	if want.Scheduler == nil {
+		if got != nil {
+			return []Step{{Action: DeleteScheduler, Name: name}}
+		}
+		return nil
+	}
+	var steps []Step
+	switch {
+	case got == nil:
+		steps = append(steps, Step{Action: CreateScheduler, Name: name})
+	default:
+		if mask := SchedulerChanges(want.Scheduler, got); len(mask) > 0 {
+			steps = append(steps, Step{Action: UpdateScheduler, Name: name, Fields: mask})
+		}
+	}
+	switch paused := got != nil && Paused(got); { // a created scheduler job starts enabled
+	case want.Paused && !paused:
+		steps = append(steps, Step{Action: PauseScheduler, Name: name})
+	case !want.Paused && paused:
+		steps = append(steps, Step{Action: ResumeScheduler, Name: name})
+	}
+	return steps
 }
