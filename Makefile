@@ -74,6 +74,7 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzScanJSON$$' -fuzztime=$(FUZZTIME) ./document/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParseConfig$$' -fuzztime=$(FUZZTIME) ./notify/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzParseMultipart$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzRegionOf$$' -fuzztime=$(FUZZTIME) ./desired/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzPageToken$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzDenyRule$$' -fuzztime=$(FUZZTIME) ./emulator/iam/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzIdentityOf$$' -fuzztime=$(FUZZTIME) .

@@ -191,14 +191,15 @@ func TestDeployWait(t *testing.T) {
 		t.Errorf("plan unchanged: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 
-	// A changed copy of the repository: plan names the fields, deploys nothing.
+	// A changed copy of the repository: plan names every field deploy would write (the
+	// settings annotation carries the schedule), deploys nothing.
 	changed := copyRepo(t, repo)
 	o := filepath.Join(changed, overlay)
 	b, _ := os.ReadFile(o)
 	os.WriteFile(o, bytes.Replace(b, []byte(`"15 3 * * *"`), []byte(`"45 4 * * *"`), 1), 0o644)
 	os.WriteFile(o, bytes.Replace(mustRead(t, o), []byte(`"--vacuum"`), []byte(`"--analyze"`), 1), 0o644)
 	stdout, stderr, code = p.runwayctl(t, changed, "plan", overlay, "--workload", compaction)
-	if code != 0 || !strings.Contains(stdout, ": update args") || !strings.Contains(stdout, ": update schedule") {
+	if code != 0 || !strings.Contains(stdout, ": update annotations.manifest-hash, annotations.settings, args\n") || !strings.Contains(stdout, ": update schedule\n") {
 		t.Errorf("plan of a change: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 

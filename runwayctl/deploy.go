@@ -11,12 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/run/apiv2/runpb"
-	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -351,84 +349,35 @@ func runPlan(ctx context.Context, e *cmdEnv, file string, f deployFlags) error {
 	return err
 }
 
-// plan lists what a deploy of t would write, now on the platform's clock.
+// plan lists what a deploy of t would write, now on the platform's clock: desired's Plan, the
+// very decision the deploy function executes, printed. The home region's Cloud Run job is also
+// sent with validate_only, so Cloud Run checks it too.
 func plan(ctx context.Context, cl *gcp.Clients, t *deployTarget, now time.Time) ([]string, error) {
-	region := desired.Region(t.job, t.workload)
-	name := platform.JobName(t.workload.GCPProject, region, t.workload.Name)
-	got, err := cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
-	if status.Code(err) == codes.NotFound {
-		got, err = nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("run.GetJob %s: %w", name, err)
-	}
-	if got != nil && !platform.IsManaged(got.Labels) {
-		return nil, fmt.Errorf("Cloud Run job %s exists and is not managed by Runway: deploy would refuse it", name)
-	}
-	in := desired.Input{Job: t.job, Workload: t.workload, Image: t.request.Image, ScheduleSince: now}
-	in.Inherit(got)
-	want, err := desired.Render(in)
+	obs, err := desired.Observe(ctx, cl.Jobs, cl.Scheduler, t.workload)
 	if err != nil {
 		return nil, err
 	}
-	var lines []string
-	if got == nil {
-		lines = append(lines, "Cloud Run job "+name+": create")
-		j := proto.Clone(want.Job).(*runpb.Job)
-		j.Name = ""
-		_, err := cl.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + want.Project + "/locations/" + region, JobId: want.Workload, Job: j, ValidateOnly: true})
-		if lines, err = serverCheck(lines, err, "Cloud Run refuses the job"); err != nil {
-			return lines, err
-		}
-	} else {
-		// Source annotations change with every pipeline; plan shows the manifest's changes.
-		var changes []string
-		for _, c := range desired.JobChanges(want.Job, got) {
-			if !strings.HasPrefix(c, "annotations.") {
-				changes = append(changes, c)
-			}
-		}
-		if len(changes) == 0 {
-			lines = append(lines, "Cloud Run job "+name+": no change")
-		} else {
-			lines = append(lines, "Cloud Run job "+name+": update "+strings.Join(changes, ", "))
-			j := proto.Clone(want.Job).(*runpb.Job)
-			j.Etag = got.Etag
-			_, err := cl.Jobs.UpdateJob(ctx, &runpb.UpdateJobRequest{Job: j, ValidateOnly: true})
-			if lines, err = serverCheck(lines, err, "Cloud Run refuses the update"); err != nil {
-				return lines, err
-			}
-		}
-	}
-	sj, err := cl.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
-	if status.Code(err) == codes.NotFound {
-		sj, err = nil, nil
-	}
+	p, err := desired.PlanFor(desired.RequestInput(t.job, t.workload, &t.request, now), obs)
 	if err != nil {
-		return lines, fmt.Errorf("scheduler.GetJob %s: %w", name, err)
+		return nil, fmt.Errorf("deploy would refuse it: %w", err)
 	}
-	switch {
-	case want.Scheduler == nil && sj == nil:
-		lines = append(lines, "Scheduler job: none (on demand only)")
-	case want.Scheduler == nil:
-		lines = append(lines, "Scheduler job "+name+": delete")
-	case sj == nil:
-		lines = append(lines, fmt.Sprintf("Scheduler job %s: create (%s, %s)", name, want.Scheduler.Schedule, want.Scheduler.TimeZone))
-	default:
-		mask := desired.SchedulerChanges(want.Scheduler, sj)
-		switch {
-		case len(mask) > 0:
-			lines = append(lines, "Scheduler job "+name+": update "+strings.Join(mask, ", "))
-		default:
-			lines = append(lines, "Scheduler job "+name+": no change")
+	lines := p.Lines()
+	for _, s := range p.Steps {
+		var err error
+		switch s.Action {
+		case desired.CreateJob:
+			j := proto.Clone(p.Want.Job).(*runpb.Job)
+			j.Name = ""
+			_, err = cl.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + p.Want.Project + "/locations/" + p.Want.Region, JobId: p.Want.Workload, Job: j, ValidateOnly: true})
+			lines, err = serverCheck(lines, err, "Cloud Run refuses the job")
+		case desired.UpdateJob:
+			j := proto.Clone(p.Want.Job).(*runpb.Job)
+			j.Etag = s.Etag
+			_, err = cl.Jobs.UpdateJob(ctx, &runpb.UpdateJobRequest{Job: j, ValidateOnly: true})
+			lines, err = serverCheck(lines, err, "Cloud Run refuses the update")
 		}
-	}
-	if want.Scheduler != nil {
-		switch paused := desired.Paused(sj); {
-		case want.Paused && !paused:
-			lines = append(lines, "Scheduler job: pause (suspend: true)")
-		case !want.Paused && paused:
-			lines = append(lines, "Scheduler job: resume")
+		if err != nil {
+			return lines, err
 		}
 	}
 	return lines, nil

@@ -15,9 +15,8 @@ import (
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"github.com/spf13/cobra"
 	"google.golang.org/api/iterator"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
@@ -131,19 +130,14 @@ func runStatus(ctx context.Context, e *cmdEnv, o statusOptions) error {
 	return nil
 }
 
-// findJob returns the workload's Cloud Run job in the first of its regions that has it.
+// findJob returns the workload's Cloud Run job: its home copy (desired.Place), the one the
+// trigger runs; nil when it has none.
 func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb.Job, error) {
-	for _, region := range w.Regions {
-		j, err := cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: platform.JobName(w.GCPProject, region, w.Name)})
-		if status.Code(err) == codes.NotFound {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("run.GetJob %s: %w", w.Name, err)
-		}
-		return j, nil
+	p, err := desired.Locate(ctx, cl.Jobs, w)
+	if err != nil {
+		return nil, fmt.Errorf("locate %s: %w", w.Name, err)
 	}
-	return nil, nil
+	return p.Home, nil
 }
 
 // loadStatus reads the status of w through cl, with now the platform's time.

@@ -171,10 +171,16 @@ func (h *Handler) handleRequest(ctx context.Context, m event.Message) error {
 	}
 	h.log.Info().Str("event_id", m.ID).Str("workload", workload).Str("request_id", req.RequestID).
 		Str("outcome", res.Outcome).Strs("changes", res.Changes).Msg("deploy " + res.Outcome)
-	return h.record(ctx, platform.DeployRecord{
+	if err := h.record(ctx, platform.DeployRecord{
 		RequestID: req.RequestID, Workload: workload, Outcome: res.Outcome, Changes: res.Changes,
 		Job: res.Job, Scheduler: res.Scheduler, Time: h.now().UTC(),
-	})
+	}); err != nil {
+		return err
+	}
+	if res.intent {
+		h.dropIntent(ctx, workload, req.RequestID)
+	}
+	return nil
 }
 
 // refuse logs and records a request that can never succeed, and acknowledges it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +12,9 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/platform"
 )
@@ -47,6 +50,19 @@ spec:
   args: ["up"]
 `
 
+var movingManifest = edit(nightlyManifest, "name: nightly", "name: moving")
+
+// countNoChange counts the printed lines of resources a plan leaves alone.
+func countNoChange(lines []string) int {
+	n := 0
+	for _, l := range lines {
+		if strings.HasSuffix(l, ": no change") || strings.HasSuffix(l, ": none (on demand only)") {
+			n++
+		}
+	}
+	return n
+}
+
 func apply(id, workload, content string, pipeline int64) platform.DeployRequest {
 	return platform.DeployRequest{RequestID: id, Workload: workload, Manifest: platform.File{Path: ".runway/runway.yml", Content: content},
 		Source: platform.Source{CommitSHA: "abc123", PipelineID: pipeline, PipelineURL: "https://gitlab.example/p/-/pipelines/1", Ref: "main"}}
@@ -67,6 +83,7 @@ func TestReconcile(t *testing.T) {
 		name        string
 		before      []platform.DeployRequest // applied first, through the handler
 		unmanaged   bool                     // a Cloud Run job "nightly" exists that Runway does not manage
+		foreign     string                   // a Cloud Run job of this workload exists in us-east1 that Runway does not manage
 		topic       string                   // the workload whose deploy topic the request arrives on
 		req         platform.DeployRequest
 		wantWrites  []string
@@ -179,6 +196,50 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
+			name:   "a region move applies the new home, then deletes the old region's scheduler and job",
+			before: []platform.DeployRequest{apply("r0", "moving", movingManifest, 10)},
+			topic:  "moving",
+			req:    apply("r1", "moving", movingManifest+"  region: "+otherRegion+"\n", 11),
+			wantWrites: []string{"run.CreateJob moving", "scheduler.CreateJob moving",
+				"scheduler.DeleteJob moving", "run.DeleteJob moving"},
+			wantOutcome: platform.DeployApplied,
+			check: func(t *testing.T, e *testEnv) {
+				ctx := context.Background()
+				w, _ := e.inv.Lookup("moving")
+				for _, r := range w.Regions {
+					name := platform.JobName(project, r, "moving")
+					_, jerr := e.cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
+					_, serr := e.cl.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
+					if exists := r == otherRegion; (jerr == nil) != exists || (serr == nil) != exists {
+						t.Errorf("%s: job %v, scheduler %v; want them only in %s", r, jerr, serr, otherRegion)
+					}
+				}
+				if p, err := desired.Locate(ctx, e.cl.Jobs, w); err != nil || p.Home == nil || desired.RegionOf(p.Home.Name) != otherRegion || len(p.Strays) != 0 {
+					t.Errorf("Locate = %+v, %v; want the home in %s and no stray", p, err, otherRegion)
+				}
+				if got := e.record(t, "moving", "r1").Changes; !slices.Contains(got, "job: deleted "+platform.JobName(project, region, "moving")+" (moved to "+otherRegion+")") {
+					t.Errorf("changes = %q, want the old job's deletion named", got)
+				}
+			},
+		},
+		{
+			name:        "a region move leaves a job Runway does not manage alone",
+			foreign:     "moving",
+			topic:       "moving",
+			req:         apply("r1", "moving", movingManifest+"  region: "+otherRegion+"\n", 11),
+			wantWrites:  []string{"run.CreateJob moving", "scheduler.CreateJob moving"},
+			wantOutcome: platform.DeployApplied,
+			check: func(t *testing.T, e *testEnv) {
+				if img := e.getJob(t, "moving").Template.Template.Containers[0].Image; img != "hand-made" {
+					t.Errorf("the unmanaged job was changed: image %q", img)
+				}
+				w, _ := e.inv.Lookup("moving")
+				if p, err := desired.Locate(context.Background(), e.cl.Jobs, w); err != nil || p.Home == nil || desired.RegionOf(p.Home.Name) != otherRegion || len(p.Foreign) != 1 {
+					t.Errorf("Locate = %+v, %v; want the home in %s and the foreign job apart", p, err, otherRegion)
+				}
+			},
+		},
+		{
 			name:        "delete removes the scheduler job, then the Cloud Run job",
 			before:      []platform.DeployRequest{apply("r0", "nightly", nightlyManifest, 10)},
 			topic:       "nightly",
@@ -249,7 +310,10 @@ func TestReconcile(t *testing.T) {
 			e := newEnv(t)
 			ctx := context.Background()
 			if tt.unmanaged {
-				op, err := e.cl.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + project + "/locations/" + region, JobId: "nightly",
+				tt.foreign = "nightly"
+			}
+			if tt.foreign != "" {
+				op, err := e.cl.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + project + "/locations/" + region, JobId: tt.foreign,
 					Job: &runpb.Job{Template: &runpb.ExecutionTemplate{Template: &runpb.TaskTemplate{Containers: []*runpb.Container{{Image: "hand-made"}}}}}})
 				if err == nil {
 					_, err = op.Wait(ctx)
@@ -264,6 +328,8 @@ func TestReconcile(t *testing.T) {
 				}
 			}
 			e.writes.take()
+			// What runwayctl plan prints for the request, before deploy executes it.
+			planned, planErr := e.plan(t, tt.topic, tt.req)
 			for run := 1; run <= 2; run++ {
 				err := e.h.Handle(ctx, requestEvent(t, tt.topic, tt.req))
 				if tt.wantOutcome == platform.DeployRefused {
@@ -281,8 +347,35 @@ func TestReconcile(t *testing.T) {
 				if d := cmp.Diff(want, writes); d != "" {
 					t.Errorf("run %d writes (-want +got):\n%s", run, d)
 				}
+				if run == 1 && planned != nil {
+					if d := cmp.Diff(writesOf(planned), writes); d != "" {
+						t.Errorf("the plan is not what deploy wrote (-plan +written):\n%s", d)
+					}
+				}
 			}
 			rec := e.record(t, tt.topic, tt.req.RequestID)
+			switch {
+			case planErr != nil:
+				if rec.Outcome != platform.DeployRefused || !strings.Contains(strings.Join(rec.Problems, "\n"), planErr.Error()) {
+					t.Errorf("plan refused with %v, deploy recorded %s %q", planErr, rec.Outcome, rec.Problems)
+				}
+			case planned != nil:
+				if d := cmp.Diff(planned.Changes(), rec.Changes, cmpopts.EquateEmpty()); d != "" {
+					t.Errorf("the plan's changes are not the record's (-plan +record):\n%s", d)
+				}
+				printed := planned.Lines()
+				for _, s := range planned.Steps {
+					if !slices.Contains(printed, s.Line(planned.Want)) {
+						t.Errorf("plan prints %q, without the write %q", printed, s.Line(planned.Want))
+					}
+				}
+				if n := len(printed) - countNoChange(printed); n != len(rec.Changes) && rec.Outcome != platform.DeployStale {
+					t.Errorf("plan prints %d writes %q, deploy made %d %q", n, printed, len(rec.Changes), rec.Changes)
+				}
+			}
+			if planned == nil && planErr == nil && tt.wantOutcome != platform.DeployRefused && tt.req.Action != platform.ActionDelete {
+				t.Errorf("no plan for a request deploy applies")
+			}
 			if rec.Outcome != tt.wantOutcome {
 				t.Errorf("outcome = %q (%v %v), want %q", rec.Outcome, rec.Changes, rec.Problems, tt.wantOutcome)
 			}
@@ -496,4 +589,111 @@ func TestServedByFramework(t *testing.T) {
 	if resp.StatusCode != http.StatusInternalServerError {
 		t.Fatalf("status = %d, want 500 while misconfigured", resp.StatusCode)
 	}
+}
+
+// TestLostResponses: a write that succeeds but whose response is lost (the emulator's
+// lose_response fault), or whose operation cannot be polled, is a change this request made:
+// the redelivery (or the re-read of the job) records it as applied, with what was written,
+// never as "unchanged", and nothing is written twice.
+func TestLostResponses(t *testing.T) {
+	tests := []struct {
+		name        string
+		before      *platform.DeployRequest
+		fault       string
+		req         platform.DeployRequest
+		wantChanges []string // each must be in the record
+		wantWrites  int      // calls to the faulty method, over every delivery
+		method      string
+		deliveries  int // how many deliveries it takes; 0: any
+	}{
+		{
+			name:        "Cloud Run CreateJob lost",
+			fault:       `{"method":"/google.cloud.run.v2.Jobs/CreateJob","code":4,"lose_response":true,"times":1}`,
+			req:         apply("r1", "nightly", nightlyManifest, 10),
+			wantChanges: []string{"job: created", "schedule: created"},
+			method:      "run.CreateJob nightly", wantWrites: 1,
+		},
+		{
+			name:        "the create operation cannot be polled",
+			fault:       `{"method":"/google.longrunning.Operations/GetOperation","code":4}`,
+			req:         apply("r1", "nightly", nightlyManifest, 10),
+			wantChanges: []string{"job: created", "schedule: created"},
+			method:      "run.CreateJob nightly", wantWrites: 1,
+			deliveries: 1, // the job is read again: no redelivery needed
+		},
+		{
+			name:        "Cloud Run UpdateJob lost",
+			before:      &platform.DeployRequest{},
+			fault:       `{"method":"/google.cloud.run.v2.Jobs/UpdateJob","code":14,"lose_response":true,"times":1}`,
+			req:         apply("r1", "nightly", edit(nightlyManifest, "--vacuum", "--full"), 11),
+			wantChanges: []string{"job: updated annotations.manifest-hash, annotations.pipeline-id, args"},
+			method:      "run.UpdateJob nightly", wantWrites: 1,
+		},
+		{
+			name:        "Cloud Scheduler CreateJob lost",
+			fault:       `{"method":"/google.cloud.scheduler.v1.CloudScheduler/CreateJob","code":4,"lose_response":true,"times":1}`,
+			req:         apply("r1", "nightly", nightlyManifest, 10),
+			wantChanges: []string{"job: created", "schedule: created"},
+			method:      "scheduler.CreateJob nightly", wantWrites: 1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			ctx := context.Background()
+			if tt.before != nil {
+				if err := e.h.Handle(ctx, requestEvent(t, "nightly", apply("r0", "nightly", nightlyManifest, 10))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.writes.take()
+			setFault(t, e, tt.fault)
+			ev := requestEvent(t, "nightly", tt.req)
+			var all []string
+			var err error
+			attempt := 1
+			for ; attempt <= 5; attempt++ {
+				err = e.h.Handle(ctx, ev)
+				w, _ := e.writes.take()
+				all = append(all, w...)
+				if err == nil {
+					break
+				}
+				if event.IsPermanent(err) {
+					t.Fatalf("attempt %d: permanent %v", attempt, err)
+				}
+			}
+			if err != nil {
+				t.Fatalf("no convergence: %v", err)
+			}
+			if tt.deliveries != 0 && attempt != tt.deliveries {
+				t.Errorf("converged after %d deliveries, want %d", attempt, tt.deliveries)
+			}
+			if n := count(all, tt.method); n != tt.wantWrites {
+				t.Errorf("%s written %d times (%v), want %d", tt.method, n, all, tt.wantWrites)
+			}
+			rec := e.record(t, "nightly", "r1")
+			if rec.Outcome != platform.DeployApplied {
+				t.Errorf("outcome = %s %q, want applied", rec.Outcome, rec.Changes)
+			}
+			for _, c := range tt.wantChanges {
+				if !slices.Contains(rec.Changes, c) {
+					t.Errorf("changes = %q, want %q among them", rec.Changes, c)
+				}
+			}
+			if _, err := e.store.Get(ctx, platform.DeployIntentKey("nightly", "r1")); err == nil {
+				t.Errorf("the intent outlived the record")
+			}
+		})
+	}
+}
+
+func count(s []string, v string) int {
+	n := 0
+	for _, x := range s {
+		if x == v {
+			n++
+		}
+	}
+	return n
 }

@@ -22,6 +22,7 @@ import (
 
 	run "cloud.google.com/go/run/apiv2"
 
+	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/event"
@@ -34,7 +35,9 @@ import (
 const (
 	project = "runway-test"
 	region  = "us-east1"
-	repo    = "us-east1-docker.pkg.dev/runway-test/jobs"
+	// otherRegion is the second region of workload "moving".
+	otherRegion = "europe-west1"
+	repo        = "us-east1-docker.pkg.dev/runway-test/jobs"
 )
 
 var testInventory = fmt.Sprintf(`inventory:
@@ -57,7 +60,13 @@ var testInventory = fmt.Sprintf(`inventory:
     gcp_project: %[1]s
     regions: [%[2]s]
     artifact_repository: %[3]s
-`, project, region, repo)
+  - name: moving
+    type: job
+    project_id: 1
+    gcp_project: %[1]s
+    regions: [%[2]s, %[4]s]
+    artifact_repository: %[3]s
+`, project, region, repo, otherRegion)
 
 // testEnv is one emulator, the official clients, a store and a handler whose writes are
 // recorded.
@@ -211,6 +220,11 @@ func requestEvent(t testing.TB, topicWorkload string, req platform.DeployRequest
 
 func (e *testEnv) getJob(t testing.TB, workload string) *runpb.Job {
 	t.Helper()
+	return e.getJobIn(t, region, workload)
+}
+
+func (e *testEnv) getJobIn(t testing.TB, region, workload string) *runpb.Job {
+	t.Helper()
 	j, err := e.cl.Jobs.GetJob(context.Background(), &runpb.GetJobRequest{Name: platform.JobName(project, region, workload)})
 	if err != nil {
 		t.Fatalf("GetJob %s: %v", workload, err)
@@ -229,6 +243,45 @@ func (e *testEnv) record(t testing.TB, workload, id string) platform.DeployRecor
 		t.Fatal(err)
 	}
 	return r
+}
+
+// plan is what runwayctl plan computes and prints for req, from the same clock as the
+// handler's: nil when the request is refused before a plan (topic, inventory, manifest).
+func (e *testEnv) plan(t testing.TB, topic string, req platform.DeployRequest) (*desired.Plan, error) {
+	t.Helper()
+	w, ok := e.inv.Lookup(topic)
+	if !ok || w.Type != inventory.Job || req.Action == platform.ActionDelete || (req.Workload != "" && req.Workload != topic) {
+		return nil, nil
+	}
+	job, err := parseManifest(w.Name, &req)
+	if err != nil {
+		return nil, nil
+	}
+	obs, err := desired.Observe(context.Background(), e.cl.Jobs, e.cl.Scheduler, w)
+	if err != nil {
+		t.Fatalf("observe: %v", err)
+	}
+	p, err := desired.PlanFor(desired.RequestInput(job, w, &req, e.now), obs)
+	return &p, err
+}
+
+// writesOf lists a plan's steps as the writeLog records the calls that make them.
+func writesOf(p *desired.Plan) []string {
+	method := map[desired.Action]string{
+		desired.CreateJob: "run.CreateJob", desired.UpdateJob: "run.UpdateJob", desired.DeleteStrayJob: "run.DeleteJob",
+		desired.CreateScheduler: "scheduler.CreateJob", desired.UpdateScheduler: "scheduler.UpdateJob",
+		desired.DeleteScheduler: "scheduler.DeleteJob", desired.DeleteStrayScheduler: "scheduler.DeleteJob",
+		desired.PauseScheduler: "scheduler.PauseJob", desired.ResumeScheduler: "scheduler.ResumeJob",
+	}
+	var out []string
+	for _, s := range p.Steps {
+		m, ok := method[s.Action]
+		if !ok {
+			m = fmt.Sprintf("action %d", s.Action)
+		}
+		out = append(out, m+" "+last(s.Name))
+	}
+	return out
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

@@ -2,10 +2,10 @@ package deploy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"slices"
 
 	run "cloud.google.com/go/run/apiv2"
 	"cloud.google.com/go/run/apiv2/runpb"
@@ -23,6 +23,7 @@ import (
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
+	"runwayjobs.dev/shared/state"
 )
 
 // jobsAPI is the part of the Cloud Run Jobs client the reconciler uses.
@@ -54,25 +55,30 @@ type Result struct {
 	Changes   []string // the writes, e.g. "job: updated image, args"
 	Job       string
 	Scheduler string
+	intent    bool // a deploy intent of the request is stored (drop it once recorded)
 }
 
 // maxConflicts bounds the re-read-and-retry loop when another writer changes the job between
 // our read and our write (etag mismatch, or a create racing ours).
 const maxConflicts = 4
 
-// Apply reconciles the workload to the request: it reads the Cloud Run job and the Cloud
-// Scheduler job, renders the desired state, and writes only what differs. It is safe to call
-// again with the same request; the second call writes nothing.
+// Apply reconciles the workload to the request: it reads the workload's Cloud Run and Cloud
+// Scheduler jobs in each of its regions, asks desired.PlanFor what to write, and writes that:
+// the home region, then the deletion of what a region move left elsewhere. It is safe to call
+// again with the same request; the second call writes nothing, and reports what the first
+// changed even when the responses of its writes were lost (the deploy intent).
 func (h *Handler) Apply(ctx context.Context, w inventory.Workload, req *platform.DeployRequest) (Result, error) {
 	job, err := parseManifest(w.Name, req)
 	if err != nil {
 		return Result{}, event.Permanent(err)
 	}
-	region := desired.Region(job, w)
-	name := platform.JobName(w.GCPProject, region, w.Name)
+	in, err := h.loadIntent(ctx, w.Name, req.RequestID)
+	if err != nil {
+		return Result{}, err
+	}
 	var res Result
 	for attempt := 1; ; attempt++ {
-		res, err = h.applyOnce(ctx, w, req, job, name)
+		res, err = h.applyOnce(ctx, w, req, job, &in)
 		if !conflict(err) || attempt == maxConflicts {
 			break
 		}
@@ -80,53 +86,41 @@ func (h *Handler) Apply(ctx context.Context, w inventory.Workload, req *platform
 	return res, err
 }
 
-func (h *Handler) applyOnce(ctx context.Context, w inventory.Workload, req *platform.DeployRequest, job *manifest.Job, name string) (Result, error) {
-	res := Result{Job: name}
-	got, err := h.jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
-	if err != nil && status.Code(err) != codes.NotFound {
-		return res, classify("run.GetJob "+name, err)
-	}
+// intent is what earlier attempts of this request wrote, or may have: kept in the store when
+// an attempt failed after (or during) a write, whose response may have been lost although
+// the write happened.
+type intent struct {
+	Changes []string `json:"changes"`
+	gen     int64    // the stored generation, 0 when none is stored
+}
+
+func (h *Handler) applyOnce(ctx context.Context, w inventory.Workload, req *platform.DeployRequest, job *manifest.Job, in *intent) (Result, error) {
+	obs, err := desired.Observe(ctx, h.jobs, h.sched, w)
 	if err != nil {
-		got = nil
+		return Result{Job: platform.JobName(w.GCPProject, desired.HomeRegion(job, w), w.Name), intent: in.gen != 0}, classify("observe", err)
 	}
-	in := desired.Input{Job: job, Workload: w, Image: req.Image, Source: req.Source, ScheduleSince: h.now()}
-	if got != nil {
-		if !platform.IsManaged(got.Labels) {
-			return res, event.Permanent(fmt.Errorf("Cloud Run job %s exists and is not managed by Runway: it is left alone", name))
-		}
-		// Never roll back: a request from an older pipeline than the applied one changes nothing.
-		if applied, _ := strconv.ParseInt(got.Annotations[platform.AnnotationPipelineID], 10, 64); req.Source.PipelineID != 0 && applied > req.Source.PipelineID {
-			res.Outcome = platform.DeployStale
-			res.Changes = []string{fmt.Sprintf("pipeline %d is older than the applied pipeline %d: nothing changed", req.Source.PipelineID, applied)}
-			return res, nil
-		}
-		in.Inherit(got)
-	}
-	want, err := desired.Render(in)
+	p, err := desired.PlanFor(desired.RequestInput(job, w, req, h.now()), obs)
+	res := Result{Job: p.Job, Scheduler: p.Scheduler, intent: in.gen != 0}
 	if err != nil {
 		return res, event.Permanent(err)
 	}
-	if want.Scheduler != nil {
-		res.Scheduler = want.Scheduler.Name
+	if p.Stale != "" {
+		res.Outcome, res.Changes = platform.DeployStale, p.Changes()
+		return res, nil
 	}
-	// The Cloud Run job first: its scheduler must never fire for a job that does not exist.
-	switch changes := jobChanges(want.Job, got); {
-	case got == nil:
-		if err := h.createJob(ctx, want); err != nil {
+	var done []string
+	for _, s := range p.Steps {
+		if err := h.execute(ctx, p.Want, s); err != nil {
+			// The write may have happened: a redelivery that finds it done must still
+			// record it as this request's.
+			in.Changes = union(in.Changes, append(done, s.Change()))
+			h.saveIntent(ctx, w.Name, req.RequestID, in)
+			res.Changes, res.intent = in.Changes, in.gen != 0
 			return res, err
 		}
-		res.Changes = append(res.Changes, "job: created")
-	case len(changes) > 0:
-		if err := h.updateJob(ctx, want.Job, got.Etag); err != nil {
-			return res, err
-		}
-		res.Changes = append(res.Changes, "job: updated "+joinFields(changes))
+		done = append(done, s.Change())
 	}
-	sch, err := h.reconcileScheduler(ctx, name, want)
-	res.Changes = append(res.Changes, sch...)
-	if err != nil {
-		return res, err
-	}
+	res.Changes = union(in.Changes, done)
 	res.Outcome = platform.DeployUnchanged
 	if len(res.Changes) > 0 {
 		res.Outcome = platform.DeployApplied
@@ -134,11 +128,94 @@ func (h *Handler) applyOnce(ctx context.Context, w inventory.Workload, req *plat
 	return res, nil
 }
 
-func jobChanges(want, got *runpb.Job) []string {
-	if got == nil {
-		return []string{"created"}
+// union is a followed by the entries of b it lacks.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, s := range b {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
-	return desired.JobChanges(want, got)
+	return out
+}
+
+// loadIntent reads what earlier deliveries of the request wrote, or may have (nothing, as a
+// rule). It is one store read per delivery; a write is made only when a delivery fails.
+func (h *Handler) loadIntent(ctx context.Context, workload, requestID string) (intent, error) {
+	if requestID == "" {
+		return intent{}, nil
+	}
+	key := platform.DeployIntentKey(workload, requestID)
+	o, err := h.store.Get(ctx, key)
+	if errors.Is(err, state.ErrNotFound) {
+		return intent{}, nil
+	}
+	if err != nil {
+		return intent{}, fmt.Errorf("deploy intent %s: %w", key, err)
+	}
+	var in intent
+	if err := json.Unmarshal(o.Data, &in); err != nil {
+		return intent{}, fmt.Errorf("deploy intent %s: %w", key, err)
+	}
+	in.gen = o.Generation
+	return in, nil
+}
+
+// saveIntent stores in after a failed attempt. A failure to store it is logged: the attempt's
+// own error is what the delivery returns.
+func (h *Handler) saveIntent(ctx context.Context, workload, requestID string, in *intent) {
+	if requestID == "" {
+		return
+	}
+	key := platform.DeployIntentKey(workload, requestID)
+	b, err := json.Marshal(in)
+	if err == nil {
+		var gen int64
+		if gen, err = h.store.Put(ctx, key, b, in.gen); err == nil {
+			in.gen = gen
+			return
+		}
+	}
+	h.log.Warn().Str("request_id", requestID).Err(err).Msg("deploy intent not stored: a redelivery may record the writes as unchanged")
+}
+
+// dropIntent deletes the request's intent once its outcome is recorded (best effort: a left
+// intent is only read by a redelivery, which finds the record first).
+func (h *Handler) dropIntent(ctx context.Context, workload, requestID string) {
+	if err := h.store.Delete(ctx, platform.DeployIntentKey(workload, requestID), 0); err != nil && !errors.Is(err, state.ErrNotFound) {
+		h.log.Warn().Str("request_id", requestID).Err(err).Msg("deploy intent not deleted")
+	}
+}
+
+// execute makes one write of the plan.
+func (h *Handler) execute(ctx context.Context, want *desired.State, s desired.Step) error {
+	parent := "projects/" + want.Project + "/locations/" + want.Region
+	switch s.Action {
+	case desired.CreateJob:
+		return h.createJob(ctx, want)
+	case desired.UpdateJob:
+		return h.updateJob(ctx, want.Job, s.Etag)
+	case desired.CreateScheduler:
+		_, err := h.sched.CreateJob(ctx, &schedulerpb.CreateJobRequest{Parent: parent, Job: want.Scheduler})
+		return classify("scheduler.CreateJob "+s.Name, err)
+	case desired.UpdateScheduler:
+		_, err := h.sched.UpdateJob(ctx, &schedulerpb.UpdateJobRequest{Job: want.Scheduler, UpdateMask: &fieldmaskpb.FieldMask{Paths: s.Fields}})
+		return classify("scheduler.UpdateJob "+s.Name, err)
+	case desired.PauseScheduler:
+		_, err := h.sched.PauseJob(ctx, &schedulerpb.PauseJobRequest{Name: s.Name})
+		return classify("scheduler.PauseJob "+s.Name, err)
+	case desired.ResumeScheduler:
+		_, err := h.sched.ResumeJob(ctx, &schedulerpb.ResumeJobRequest{Name: s.Name})
+		return classify("scheduler.ResumeJob "+s.Name, err)
+	case desired.DeleteScheduler, desired.DeleteStrayScheduler:
+		if err := h.sched.DeleteJob(ctx, &schedulerpb.DeleteJobRequest{Name: s.Name}); status.Code(err) != codes.NotFound {
+			return classify("scheduler.DeleteJob "+s.Name, err)
+		}
+		return nil
+	case desired.DeleteStrayJob:
+		return h.deleteJob(ctx, s.Name, s.Etag)
+	}
+	return event.Permanent(fmt.Errorf("deploy: plan step %q is not implemented", s.Change()))
 }
 
 func (h *Handler) createJob(ctx context.Context, want *desired.State) error {
@@ -147,12 +224,9 @@ func (h *Handler) createJob(ctx context.Context, want *desired.State) error {
 	if err != nil {
 		return classify("run.CreateJob "+want.Job.Name, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	if _, err := op.Wait(ctx); err != nil {
-		return classify("run.CreateJob wait "+want.Job.Name, err)
-	}
-	return nil
+	return h.wait(ctx, "run.CreateJob", want.Job.Name, op.Wait, func(got *runpb.Job) bool {
+		return got != nil && len(desired.JobChanges(want.Job, got)) == 0
+	})
 }
 
 func (h *Handler) updateJob(ctx context.Context, want *runpb.Job, etag string) error {
@@ -162,66 +236,49 @@ func (h *Handler) updateJob(ctx context.Context, want *runpb.Job, etag string) e
 	if err != nil {
 		return classify("run.UpdateJob "+want.Name, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	if _, err := op.Wait(ctx); err != nil {
-		return classify("run.UpdateJob wait "+want.Name, err)
+	return h.wait(ctx, "run.UpdateJob", want.Name, op.Wait, func(got *runpb.Job) bool {
+		return got != nil && len(desired.JobChanges(want, got)) == 0
+	})
+}
+
+func (h *Handler) deleteJob(ctx context.Context, name, etag string) error {
+	op, err := h.jobs.DeleteJob(ctx, &runpb.DeleteJobRequest{Name: name, Etag: etag})
+	if status.Code(err) == codes.NotFound {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return classify("run.DeleteJob "+name, err)
+	}
+	return h.wait(ctx, "run.DeleteJob", name, op.Wait, func(got *runpb.Job) bool { return got == nil })
+}
+
+// wait waits for a Cloud Run operation. When polling it fails, the operation's outcome is
+// unknown, not failed: the job is read again, and done reports whether the write landed.
+func (h *Handler) wait(ctx context.Context, op, name string, wait func(context.Context, ...gax.CallOption) (*runpb.Job, error), done func(*runpb.Job) bool) error {
+	wctx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	_, err := wait(wctx)
+	cancel()
+	if err == nil || (op == "run.DeleteJob" && status.Code(err) == codes.NotFound) {
+		return nil
+	}
+	got, gerr := h.jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
+	switch {
+	case status.Code(gerr) == codes.NotFound:
+		got = nil
+	case gerr != nil:
+		return classify(op+" wait "+name, errors.Join(err, gerr))
+	}
+	if done(got) {
+		h.log.Info().Str("job", name).AnErr("wait", err).Msg(op + ": the operation could not be followed, the job shows it done")
+		return nil
+	}
+	return classify(op+" wait "+name, err)
 }
 
 func withoutName(j *runpb.Job) *runpb.Job {
 	c := proto.Clone(j).(*runpb.Job)
 	c.Name = ""
 	return c
-}
-
-// reconcileScheduler brings the Cloud Scheduler job in line: created, updated (only the
-// fields that differ), paused or resumed, or deleted when the schedule was removed.
-func (h *Handler) reconcileScheduler(ctx context.Context, name string, want *desired.State) ([]string, error) {
-	got, err := h.sched.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
-	if err != nil && status.Code(err) != codes.NotFound {
-		return nil, classify("scheduler.GetJob "+name, err)
-	}
-	exists := err == nil
-	if exists && !desired.IsManagedScheduler(got) {
-		return nil, event.Permanent(fmt.Errorf("Cloud Scheduler job %s exists and is not managed by Runway: it is left alone", name))
-	}
-	if want.Scheduler == nil {
-		if !exists {
-			return nil, nil
-		}
-		if err := h.sched.DeleteJob(ctx, &schedulerpb.DeleteJobRequest{Name: name}); err != nil && status.Code(err) != codes.NotFound {
-			return nil, classify("scheduler.DeleteJob "+name, err)
-		}
-		return []string{"schedule: deleted"}, nil
-	}
-	var changes []string
-	if !exists {
-		parent := "projects/" + want.Project + "/locations/" + want.Region
-		if got, err = h.sched.CreateJob(ctx, &schedulerpb.CreateJobRequest{Parent: parent, Job: want.Scheduler}); err != nil {
-			return nil, classify("scheduler.CreateJob "+name, err)
-		}
-		changes = append(changes, "schedule: created")
-	} else if mask := desired.SchedulerChanges(want.Scheduler, got); len(mask) > 0 {
-		if got, err = h.sched.UpdateJob(ctx, &schedulerpb.UpdateJobRequest{Job: want.Scheduler, UpdateMask: &fieldmaskpb.FieldMask{Paths: mask}}); err != nil {
-			return nil, classify("scheduler.UpdateJob "+name, err)
-		}
-		changes = append(changes, "schedule: updated "+joinFields(mask))
-	}
-	switch paused := desired.Paused(got); {
-	case want.Paused && !paused:
-		if _, err := h.sched.PauseJob(ctx, &schedulerpb.PauseJobRequest{Name: name}); err != nil {
-			return changes, classify("scheduler.PauseJob "+name, err)
-		}
-		changes = append(changes, "schedule: paused (suspend: true)")
-	case !want.Paused && paused:
-		if _, err := h.sched.ResumeJob(ctx, &schedulerpb.ResumeJobRequest{Name: name}); err != nil {
-			return changes, classify("scheduler.ResumeJob "+name, err)
-		}
-		changes = append(changes, "schedule: resumed")
-	}
-	return changes, nil
 }
 
 // Delete removes the workload: its Cloud Scheduler job first (so nothing fires into a job
@@ -251,18 +308,8 @@ func (h *Handler) Delete(ctx context.Context, w inventory.Workload) (Result, err
 		case !platform.IsManaged(job.Labels):
 			continue
 		}
-		op, err := h.jobs.DeleteJob(ctx, &runpb.DeleteJobRequest{Name: name, Etag: job.Etag})
-		if err != nil {
-			if status.Code(err) == codes.NotFound {
-				continue
-			}
-			return res, classify("run.DeleteJob "+name, err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-		_, err = op.Wait(wctx)
-		cancel()
-		if err != nil && status.Code(err) != codes.NotFound {
-			return res, classify("run.DeleteJob wait "+name, err)
+		if err := h.deleteJob(ctx, name, job.Etag); err != nil {
+			return res, err
 		}
 		res.Changes = append(res.Changes, "job: deleted "+name)
 	}
@@ -328,6 +375,9 @@ func conflict(err error) bool {
 // (the request itself is wrong), Aborted and AlreadyExists are conflicts (re-read, retry), and
 // everything else (Unavailable, DeadlineExceeded, Internal…) is transient: redeliver.
 func classify(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	err = fmt.Errorf("%s: %w", op, err)
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.PermissionDenied, codes.OutOfRange:
@@ -337,5 +387,3 @@ func classify(op string, err error) error {
 	}
 	return err
 }
-
-func joinFields(fields []string) string { return strings.Join(fields, ", ") }

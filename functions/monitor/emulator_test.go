@@ -207,3 +207,87 @@ func TestEmulatorFlow(t *testing.T) {
 		t.Fatalf("after two slots without runs, alerts = %+v; want one missed/open for %s third", got, slot2.Add(5*time.Minute))
 	}
 }
+
+// TestSlotOwnerIsTheHome: of the copies a region move left, the monitor expects the
+// schedule's slots of the one the trigger runs (desired.Place: the latest placement), and
+// watches the other for its executions only.
+func TestSlotOwnerIsTheHome(t *testing.T) {
+	const other = "europe-west1"
+	tests := []struct {
+		name       string
+		placements map[string]string // region → AnnotationPlacement
+		wantOwner  string
+	}{
+		{name: "moved to the second region", placements: map[string]string{emuRegion: "1", other: "2"}, wantOwner: other},
+		{name: "uncounted copies: the first region", placements: map[string]string{}, wantOwner: emuRegion},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			clients, err := gcp.Dial(ctx, emulatortest.Config(e, emuProject))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { clients.Close() })
+			inv, err := inventory.Parse("inventory.yml", []byte(`inventory:
+  - name: nightly
+    type: job
+    project_id: 7
+    gcp_project: `+emuProject+`
+    regions: [`+emuRegion+`, `+other+`]
+    artifact_repository: us-east1-docker.pkg.dev/`+emuProject+`/nightly
+`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			env := map[string]string{gcp.EmulatorHostEnv: e.Addr(), state.EnvVar: filepath.Join(dir, "state"), EnvIngestLag: "0s", platform.EnvInventory: "inventory.yml"}
+			cfg, err := ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			store, err := state.Open(cfg.StateURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := New(cfg, clients, store, inv, time.Now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.log = zerolog.Nop()
+			s := platform.Settings{Workload: "nightly", Schedule: "*/5 * * * *", ConcurrencyPolicy: "Forbid", Monitoring: platform.Monitoring{Enabled: true}}
+			for _, region := range []string{emuRegion, other} {
+				ann := map[string]string{platform.AnnotationSettings: s.Encode()}
+				if p := tt.placements[region]; p != "" {
+					ann[platform.AnnotationPlacement] = p
+				}
+				op, err := clients.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + emuProject + "/locations/" + region, JobId: "nightly", Job: &runpb.Job{
+					Labels:      map[string]string{platform.LabelManagedBy: platform.ManagedByValue, platform.LabelWorkload: "nightly"},
+					Annotations: ann,
+					Template:    &runpb.ExecutionTemplate{Template: &runpb.TaskTemplate{Containers: []*runpb.Container{{Image: "example/nightly"}}}},
+				}})
+				if err == nil {
+					_, err = op.Wait(ctx)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			obs, err := h.observeJobs(ctx, projectsOf(inv)[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var owners []string
+			for _, o := range obs {
+				if o.Job.SlotOwner {
+					owners = append(owners, o.Job.Key.Location)
+				}
+			}
+			if len(obs) != 2 || len(owners) != 1 || owners[0] != tt.wantOwner {
+				t.Errorf("%d jobs observed, slot owners %v; want both observed and %s the only owner", len(obs), owners, tt.wantOwner)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -78,6 +79,7 @@ func (h *Handler) observeJobs(ctx context.Context, p project) ([]detect.Observat
 	}
 	obs := make([]detect.Observation, 0, total)
 	byWorkload := make(map[string][]int, total)
+	raw := make([]*runpb.Job, 0, total) // raw[i] is the Cloud Run job of obs[i]
 	for _, list := range lists {
 		for _, rj := range list {
 			j, ok, err := jobOf(rj, &h.settings)
@@ -98,23 +100,26 @@ func (h *Handler) observeJobs(ctx context.Context, p project) ([]detect.Observat
 			}
 			byWorkload[j.Settings.Workload] = append(byWorkload[j.Settings.Workload], len(obs))
 			obs = append(obs, detect.Observation{Job: j})
+			raw = append(raw, rj)
 		}
 	}
-	// The trigger runs a workload's slots on the job in the first of its regions that has one.
+	// The slots of a workload belong to the copy the trigger runs them on: its home
+	// (desired.Place); a copy a region move left is watched for its executions only.
 	for workload, idx := range byWorkload {
 		owner := idx[0]
 		if w, ok := p.workloads[workload]; ok {
-			rank := func(i int) int {
-				r := slices.Index(w.Regions, obs[i].Job.Key.Location)
-				if r < 0 {
-					return len(w.Regions)
-				}
-				return r
+			copies := make([]*runpb.Job, len(idx))
+			for k, i := range idx {
+				copies[k] = raw[i]
 			}
+			pl := desired.Place(w, copies)
 			for _, i := range idx {
-				if rank(i) < rank(owner) {
+				if raw[i] == pl.Home {
 					owner = i
 				}
+			}
+			for _, s := range pl.Strays {
+				h.log.Warn().Str("workload", workload).Str("job", pl.Home.GetName()).Str("stray", s.GetName()).Msg("a region move left a copy of the job: its slots are expected of the home copy only")
 			}
 		}
 		obs[owner].Job.SlotOwner = true

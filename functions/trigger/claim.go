@@ -78,6 +78,9 @@ type record struct {
 	ConcurrencyPolicy string `json:"concurrency_policy,omitempty"`
 	RequestedBy       string `json:"requested_by,omitempty"`
 	RequestReason     string `json:"request_reason,omitempty"`
+	// Uncertain says the last attempt's RunJob call failed with its outcome unknown (its
+	// answer may have been lost after Cloud Run started the execution).
+	Uncertain bool `json:"uncertain,omitempty"`
 }
 
 // final reports whether an outcome ends the request.
@@ -196,10 +199,14 @@ func (h *Handler) takeOver(ctx context.Context, r request, job *runpb.Job, cur r
 	c := &claim{key: r.key, rec: cur, gen: gen}
 	if exec != nil {
 		h.log.Warn().Str("key", r.key).Str("execution", exec.Name).Msg("expired claim had started an execution: recording it")
-		return nil, h.finish(ctx, c, platform.RunStarted, "recovered after the claim's holder stopped", exec)
+		reason := "recovered after the claim's holder stopped"
+		if cur.Uncertain {
+			reason = fmt.Sprintf("recovered: attempt %d started it, but its RunJob answer was lost", cur.Attempts)
+		}
+		return nil, h.finish(ctx, c, platform.RunStarted, reason, exec)
 	}
 	c.rec.Attempts++
-	c.rec.Job = job.Name
+	c.rec.Job, c.rec.Uncertain = job.Name, false
 	c.rec.LeaseUntil = h.leaseNow().Add(h.t.Lease)
 	c.rec.Time = h.now()
 	if c.gen, err = h.put(ctx, r.key, c.rec, gen); err != nil {
@@ -250,6 +257,7 @@ func (h *Handler) release(ctx context.Context, c *claim, cause error) {
 // execution it created is listed (step 6).
 func (h *Handler) note(ctx context.Context, c *claim, cause error) {
 	c.rec.Reason = fmt.Sprintf("attempt %d: %v (outcome unknown: looked for after %s)", c.rec.Attempts, cause, h.t.Settle)
+	c.rec.Uncertain = true
 	if until := h.leaseNow().Add(h.t.Settle); until.Before(c.rec.LeaseUntil) {
 		c.rec.LeaseUntil = until
 	}

@@ -11,9 +11,8 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
+	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp"
@@ -272,27 +271,27 @@ func policyOf(asked, job string) manifest.ConcurrencyPolicy {
 	return manifest.DefaultConcurrencyPolicy
 }
 
-// locate returns the workload's Cloud Run job: the first of its regions, in inventory order,
-// that has it. A job that does not exist anywhere, or is not Runway-managed, is a Permanent
-// error.
+// locate returns the workload's Cloud Run job: its home copy (desired.Place), wherever a region
+// move put it. A stray copy a move left behind is never run (deploy deletes it). A workload with
+// no copy, or with only jobs Runway does not manage for it, is a Permanent error.
 func (h *Handler) locate(ctx context.Context, w inventory.Workload) (*runpb.Job, error) {
-	for _, region := range w.Regions {
-		name := platform.JobName(w.GCPProject, region, w.Name)
-		job, err := h.jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})
-		if status.Code(err) == codes.NotFound {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("run.GetJob %s: %w", name, err)
-		}
-		if !platform.IsManaged(job.Labels) || job.Labels[platform.LabelWorkload] != w.Name {
-			return nil, event.Permanent(fmt.Errorf("job %s is not managed by Runway for workload %q (labels %s=%s, %s=%s): it is never run", name, w.Name,
+	p, err := desired.Locate(ctx, h.jobs, w)
+	if err != nil {
+		return nil, err
+	}
+	if p.Home == nil {
+		if len(p.Foreign) > 0 {
+			job := p.Foreign[0]
+			return nil, event.Permanent(fmt.Errorf("job %s is not managed by Runway for workload %q (labels %s=%s, %s=%s): it is never run", job.Name, w.Name,
 				platform.LabelManagedBy, job.Labels[platform.LabelManagedBy], platform.LabelWorkload, job.Labels[platform.LabelWorkload]))
 		}
-		if len(job.GetTemplate().GetTemplate().GetContainers()) == 0 {
-			return nil, event.Permanent(fmt.Errorf("job %s has no container", name))
-		}
-		return job, nil
+		return nil, event.Permanent(fmt.Errorf("workload %q has no Cloud Run job in %s of project %s: deploy it first", w.Name, strings.Join(w.Regions, ", "), w.GCPProject))
 	}
-	return nil, event.Permanent(fmt.Errorf("workload %q has no Cloud Run job in %s of project %s: deploy it first", w.Name, strings.Join(w.Regions, ", "), w.GCPProject))
+	for _, s := range p.Strays {
+		h.log.Warn().Str("workload", w.Name).Str("job", p.Home.Name).Str("stray", s.Name).Msg("a region move left a copy of the job: the home copy runs, the copy never does")
+	}
+	if len(p.Home.GetTemplate().GetTemplate().GetContainers()) == 0 {
+		return nil, event.Permanent(fmt.Errorf("job %s has no container", p.Home.Name))
+	}
+	return p.Home, nil
 }

@@ -566,3 +566,83 @@ func TestRunJobErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRunJobResponseLost: RunJob starts the execution but its response is lost (the
+// emulator's lose_response fault). The redelivery finds the execution by its request id: no
+// second execution starts, and the record says started with that execution, under every policy
+// (Forbid must not take its own execution for a previous run and record skipped).
+func TestRunJobResponseLost(t *testing.T) {
+	slot := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	tests := []struct {
+		name      string
+		policy    string
+		scheduled bool
+	}{
+		{name: "manual, Allow", policy: "Allow"},
+		{name: "manual, Forbid", policy: "Forbid"},
+		{name: "manual, Replace", policy: "Replace"},
+		{name: "scheduled, Forbid", policy: "Forbid", scheduled: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.createJob(t, "nightly", region2, platform.Settings{ConcurrencyPolicy: tt.policy, Schedule: "0 * * * *", TimeZone: "Etc/UTC"}, "sleep 2")
+			e.addFault(t, `{"method":"/google.cloud.run.v2.Jobs/RunJob","code":4,"lose_response":true,"times":1}`)
+			ev, key, id := runEvent(t, "nightly", platform.RunRequest{RequestID: "lost", Workload: "nightly"}), platform.RunRecordKey("nightly", "lost"), "lost"
+			if tt.scheduled {
+				ev, key = scheduledEvent(t, "nightly", "s1", slot.Add(time.Second)), platform.SlotRecordKey("nightly", slot)
+				id = key
+			}
+			err, tries := e.deliver(t, ev, 10)
+			if err != nil {
+				t.Fatalf("not done after %d deliveries: %v", tries, err)
+			}
+			if err, _ := e.deliver(t, ev, 1); err != nil { // once more, done: nothing new
+				t.Fatalf("delivery after the outcome: %v", err)
+			}
+			execs := e.executions(t, nightlyJob)
+			rec, _ := e.record(t, key)
+			if len(execs) != 1 || envOf(execs[0])[platform.EnvRequestID] != id {
+				t.Fatalf("%d executions %v, want exactly one, of request %s", len(execs), execs, id)
+			}
+			if rec.Outcome != platform.RunStarted || rec.Execution != execs[0].Name || rec.Attempts != 1 || tries != 2 ||
+				rec.Reason != "recovered: attempt 1 started it, but its RunJob answer was lost" {
+				t.Errorf("record %+v after %d deliveries; want started with %s by attempt 1, found by the second delivery", rec, tries, execs[0].Name)
+			}
+		})
+	}
+}
+
+// TestLocateAfterRegionMove: while a region move has left a copy of the job (deploy deletes it
+// after applying the new home), runs start on the most recently placed copy, not on the first
+// region's; copies deployed before placements were counted keep the inventory order.
+func TestLocateAfterRegionMove(t *testing.T) {
+	tests := []struct {
+		name       string
+		placements map[string]string // region → AnnotationPlacement ("" for none)
+		wantRegion string
+	}{
+		{name: "moved to the second region", placements: map[string]string{region1: "1", region2: "2"}, wantRegion: region2},
+		{name: "moved back to the first region", placements: map[string]string{region1: "3", region2: "2"}, wantRegion: region1},
+		{name: "uncounted copies: inventory order", placements: map[string]string{region1: "", region2: ""}, wantRegion: region1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			for _, r := range []string{region1, region2} {
+				ann := map[string]string{platform.AnnotationSettings: platform.Settings{Workload: "nightly", ConcurrencyPolicy: "Allow"}.Encode()}
+				if p := tt.placements[r]; p != "" {
+					ann[platform.AnnotationPlacement] = p
+				}
+				e.createRawJob(t, "nightly", r, map[string]string{platform.LabelManagedBy: platform.ManagedByValue, platform.LabelWorkload: "nightly"}, ann, "true")
+			}
+			if err, _ := e.deliver(t, runEvent(t, "nightly", platform.RunRequest{RequestID: "r1", Workload: "nightly"}), 3); err != nil {
+				t.Fatal(err)
+			}
+			rec, _ := e.record(t, platform.RunRecordKey("nightly", "r1"))
+			if want := platform.JobName(testProject, tt.wantRegion, "nightly") + "/executions/"; rec.Outcome != platform.RunStarted || !strings.HasPrefix(rec.Execution, want) {
+				t.Errorf("record %+v; want started on %s", rec, want)
+			}
+		})
+	}
+}

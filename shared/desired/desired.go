@@ -3,8 +3,9 @@
 // the inventory entry and the image, and compares that with what exists, field by field,
 // ignoring what the server sets.
 //
-// The deploy function reconciles with it; `runwayctl plan` prints its differences, so both
-// see exactly the same desired state.
+// PlanFor decides what a deploy request writes, as a value: the deploy function executes the
+// Plan and `runwayctl plan` prints it, so both make exactly the same decision. Place decides
+// which region holds a workload's job, for every component.
 package desired
 
 import (
@@ -18,7 +19,6 @@ import (
 
 	"cloud.google.com/go/run/apiv2/runpb"
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"runwayjobs.dev/shared/inventory"
@@ -43,6 +43,14 @@ type Input struct {
 	// ScheduleSince is when the current schedule first applied (kept across re-applies of an
 	// unchanged schedule, so the monitor never expects slots from before it).
 	ScheduleSince time.Time
+	// Placement is the job's placement count (see Place), kept while the home region stays;
+	// 0 writes no AnnotationPlacement, as for jobs deployed before it existed.
+	Placement int64
+}
+
+// RequestInput is the input of a deploy request at now, before what is deployed is inherited.
+func RequestInput(j *manifest.Job, w inventory.Workload, req *platform.DeployRequest, now time.Time) Input {
+	return Input{Job: j, Workload: w, Image: req.Image, Source: req.Source, ScheduleSince: now}
 }
 
 // State is the rendered desired state of one workload.
@@ -56,13 +64,14 @@ type State struct {
 	Paused bool
 }
 
-// Inherit takes from the deployed job what the request leaves to it: the time the schedule
-// started (when it is unchanged) and, when neither the request nor the manifest names an
-// image, the image CI deployed last.
-func (in *Input) Inherit(got *runpb.Job) {
+// inherit takes from the deployed home job what the request leaves to it: the time it was
+// placed, the time the schedule started (when it is unchanged) and, when neither the request
+// nor the manifest names an image, the image CI deployed last.
+func (in *Input) inherit(got *runpb.Job) {
 	if got == nil {
 		return
 	}
+	in.Placement = placement(got)
 	j := in.Job
 	if s, err := platform.SettingsOf(got.Annotations); err == nil && j.Schedule != nil &&
 		s.Schedule == j.Schedule.Expr() && s.TimeZone == j.Schedule.TimeZone() && !s.CreatedAt.IsZero() {
@@ -73,14 +82,6 @@ func (in *Input) Inherit(got *runpb.Job) {
 	}
 }
 
-// Region is the region a manifest deploys to: spec.region or the inventory's first.
-func Region(j *manifest.Job, w inventory.Workload) string {
-	if j.Spec.Region != "" {
-		return j.Spec.Region
-	}
-	return w.DefaultRegion()
-}
-
 // Render builds the desired state. Its errors are the input's fault (refuse the request).
 func Render(in Input) (*State, error) {
 	j, w := in.Job, in.Workload
@@ -88,7 +89,7 @@ func Render(in Input) (*State, error) {
 	if w.Name != name {
 		return nil, fmt.Errorf("manifest names workload %q, the inventory entry is %q", name, w.Name)
 	}
-	region := Region(j, w)
+	region := HomeRegion(j, w)
 	if !slices.Contains(w.Regions, region) {
 		return nil, fmt.Errorf("region %q is not one of the workload's regions %v", region, w.Regions)
 	}
@@ -168,6 +169,9 @@ func renderJob(in Input, image, name string) *runpb.Job {
 	}
 	set(platform.AnnotationPipelineURL, in.Source.PipelineURL)
 	set(platform.AnnotationRef, in.Source.Ref)
+	if in.Placement != 0 {
+		set(platform.AnnotationPlacement, strconv.FormatInt(in.Placement, 10))
+	}
 	if sp.Image != "" && !strings.Contains(sp.Image, "@") {
 		set(platform.AnnotationImageTag, sp.Image)
 	}
@@ -263,73 +267,6 @@ func renderScheduler(j *manifest.Job, project, name string) *schedulerpb.Job {
 // IsManagedScheduler reports whether a Cloud Scheduler job is Runway's.
 func IsManagedScheduler(j *schedulerpb.Job) bool {
 	return strings.Contains(j.GetDescription(), SchedulerMarker)
-}
-
-// JobChanges lists the fields of got that differ from want (nil: nothing to write). Only the
-// fields Runway sets are compared; server-set fields and defaults are ignored.
-func JobChanges(want, got *runpb.Job) []string {
-	var ch []string
-	diff := func(field string, equal bool) {
-		if !equal {
-			ch = append(ch, field)
-		}
-	}
-	diff("labels", maps.Equal(want.Labels, ownLabels(got.Labels, want.Labels)))
-	for _, k := range slices.Sorted(maps.Keys(want.Annotations)) {
-		diff("annotations."+strings.TrimPrefix(k, "runway.gitlab.com/"), got.Annotations[k] == want.Annotations[k])
-	}
-	for _, k := range slices.Sorted(maps.Keys(got.Annotations)) {
-		if _, ok := want.Annotations[k]; !ok && strings.HasPrefix(k, "runway.gitlab.com/") {
-			ch = append(ch, "annotations."+strings.TrimPrefix(k, "runway.gitlab.com/")+" (removed)")
-		}
-	}
-	we, ge := want.GetTemplate(), got.GetTemplate()
-	diff("task_count", we.GetTaskCount() == ge.GetTaskCount())
-	diff("parallelism", we.GetParallelism() == ge.GetParallelism())
-	wt, gt := we.GetTemplate(), ge.GetTemplate()
-	diff("max_retries", wt.GetMaxRetries() == gt.GetMaxRetries())
-	diff("timeout", wt.GetTimeout().AsDuration() == gt.GetTimeout().AsDuration())
-	diff("service_account", wt.GetServiceAccount() == gt.GetServiceAccount())
-	if len(gt.GetContainers()) != 1 {
-		return append(ch, "containers")
-	}
-	wc, gc := wt.Containers[0], gt.Containers[0]
-	diff("image", wc.Image == gc.Image)
-	diff("command", slices.Equal(wc.Command, gc.Command))
-	diff("args", slices.Equal(wc.Args, gc.Args))
-	diff("env", slices.EqualFunc(wc.Env, gc.Env, func(a, b *runpb.EnvVar) bool { return proto.Equal(a, b) }))
-	diff("resources", maps.Equal(wc.GetResources().GetLimits(), gc.GetResources().GetLimits()))
-	return ch
-}
-
-// ownLabels keeps the labels of got that Runway manages: the runway-* ones and managed-by,
-// so labels added by others (billing, say) are not a difference.
-func ownLabels(got, want map[string]string) map[string]string {
-	out := map[string]string{}
-	for k, v := range got {
-		if _, ok := want[k]; ok || k == platform.LabelManagedBy || strings.HasPrefix(k, "runway-") {
-			out[k] = v
-		}
-	}
-	return out
-}
-
-// SchedulerChanges lists the update mask paths of got that differ from want.
-func SchedulerChanges(want, got *schedulerpb.Job) []string {
-	var mask []string
-	if want.Description != got.Description {
-		mask = append(mask, "description")
-	}
-	if want.Schedule != got.Schedule {
-		mask = append(mask, "schedule")
-	}
-	if want.TimeZone != got.TimeZone {
-		mask = append(mask, "time_zone")
-	}
-	if !proto.Equal(want.GetPubsubTarget(), got.GetPubsubTarget()) {
-		mask = append(mask, "pubsub_target")
-	}
-	return mask
 }
 
 // Paused reports whether a scheduler job is paused.

@@ -96,7 +96,14 @@ const (
 	AnnotationImageTag = annotationPrefix + "image-tag"
 	// AnnotationSettings is the JSON of Settings.
 	AnnotationSettings = annotationPrefix + "settings"
+	// AnnotationPlacement counts the workload's placements (decimal): a job created in a region
+	// that is not yet the workload's home gets one more than any copy has, so of several copies
+	// the highest is the home (desired.Place).
+	AnnotationPlacement = annotationPrefix + "placement"
 )
+
+// AnnotationPrefix begins every annotation Runway writes: Runway owns the keys under it.
+const AnnotationPrefix = annotationPrefix
 
 // Settings is what trigger and monitor need to know about a job beyond its Cloud Run
 // template. Deploy writes it as the AnnotationSettings annotation.
@@ -237,6 +244,13 @@ type ScheduledRun struct {
 // DeployRecordKey is the store key of the outcome of a deploy request.
 func DeployRecordKey(workload, requestID string) string {
 	return "deploys/" + workload + "/" + keySafe(requestID)
+}
+
+// DeployIntentKey is the store key of what the first delivery of a deploy request planned to
+// change, written before its first write: a redelivery whose writes landed already (their
+// responses lost) records them as this request's changes, not as "unchanged".
+func DeployIntentKey(workload, requestID string) string {
+	return "deploy-intents/" + workload + "/" + keySafe(requestID)
 }
 
 // RunRecordKey is the store key of the claim of a run request.

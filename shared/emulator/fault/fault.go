@@ -1,6 +1,7 @@
 // Package fault makes the emulator fail on purpose: any gRPC method (or HTTP route) can return a
-// chosen status code at a chosen rate, or be slowed down, and Pub/Sub deliveries can be
-// duplicated or reordered. Tests use it to prove that the functions converge despite the
+// chosen status code at a chosen rate, or be slowed down; a unary gRPC call can also run to
+// completion and then lose its response (the client sees an error for a change that was made);
+// and Pub/Sub deliveries can be duplicated or reordered. Tests use it to prove that the functions converge despite the
 // failures production brings; `runwayctl emulator` exposes it over HTTP (see Handler).
 package fault
 
@@ -32,6 +33,10 @@ type Rule struct {
 	Delay Duration `json:"delay"`
 	// Times limits how many calls the rule affects; 0 means no limit.
 	Times int `json:"times"`
+	// LoseResponse lets the call run to completion and then replaces its response with Code,
+	// as a connection lost after the server acted does: the client cannot tell that the call
+	// took effect. Unary gRPC calls only (streams and HTTP routes ignore such rules).
+	LoseResponse bool `json:"lose_response,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as a Go duration string in JSON.
@@ -85,6 +90,9 @@ func (in *Injector) Add(r Rule) error {
 	}
 	if r.Rate < 0 || r.Rate > 1 {
 		return fmt.Errorf("fault rule %s: rate %v is not between 0 and 1", r.Method, r.Rate)
+	}
+	if r.LoseResponse && r.Code == codes.OK {
+		return fmt.Errorf("fault rule %s: lose_response needs a code (the error the client sees instead of the response)", r.Method)
 	}
 	if r.Rate == 0 {
 		r.Rate = 1
@@ -141,19 +149,29 @@ func (in *Injector) Reorder() bool {
 	return in.delivery.ReorderRate > 0 && in.chance(in.delivery.ReorderRate)
 }
 
-// Check applies the rules for method: it sleeps for any delay (or until ctx ends) and returns
-// the status error of a failing rule, or nil.
+// Check applies the rules for method, except those losing responses: it sleeps for any delay
+// (or until ctx ends) and returns the status error of a failing rule, or nil.
 func (in *Injector) Check(ctx context.Context, method string) error {
+	fail, _ := in.check(ctx, method, false)
+	return fail
+}
+
+// check applies the rules for method. fail is the error to return before the call runs; lost,
+// when canLose, the error to return in place of the response of a call that ran.
+func (in *Injector) check(ctx context.Context, method string, canLose bool) (fail, lost error) {
 	in.mu.Lock()
 	var delay time.Duration
-	var fail error
 	for _, r := range in.rules {
-		if !matches(r.Method, method) || (r.Times > 0 && r.used >= r.Times) || !in.chance(r.Rate) {
+		if !matches(r.Method, method) || (r.LoseResponse && !canLose) || (r.Times > 0 && r.used >= r.Times) || !in.chance(r.Rate) {
 			continue
 		}
 		r.used++
 		delay += time.Duration(r.Delay)
-		if r.Code != codes.OK && fail == nil {
+		switch {
+		case r.Code == codes.OK:
+		case r.LoseResponse && lost == nil:
+			lost = status.Errorf(r.Code, "injected fault on %s: the call ran, its response was lost", method)
+		case !r.LoseResponse && fail == nil:
 			fail = status.Errorf(r.Code, "injected fault on %s", method)
 		}
 	}
@@ -164,10 +182,10 @@ func (in *Injector) Check(ctx context.Context, method string) error {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+			return status.FromContextError(ctx.Err()).Err(), nil
 		}
 	}
-	return fail
+	return fail, lost
 }
 
 func matches(pattern, method string) bool {
@@ -182,13 +200,18 @@ func matches(pattern, method string) bool {
 	return method[strings.LastIndexByte(method, '/')+1:] == pattern
 }
 
-// UnaryInterceptor applies the rules to unary gRPC calls.
+// UnaryInterceptor applies the rules to unary gRPC calls, losing responses included.
 func (in *Injector) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if err := in.Check(ctx, info.FullMethod); err != nil {
-			return nil, err
+		fail, lost := in.check(ctx, info.FullMethod, true)
+		if fail != nil {
+			return nil, fail
 		}
-		return handler(ctx, req)
+		resp, err := handler(ctx, req)
+		if err == nil && lost != nil {
+			return nil, lost
+		}
+		return resp, err
 	}
 }
 

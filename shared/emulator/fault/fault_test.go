@@ -2,9 +2,13 @@ package fault
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -79,5 +83,67 @@ func TestAddRefusesBadRules(t *testing.T) {
 	}
 	if err := in.Add(Rule{Method: "*", Rate: 2}); err == nil {
 		t.Error("rate 2 accepted")
+	}
+}
+
+// TestLoseResponse: a lose_response rule lets the call run, then returns its code instead of
+// the response; Check (streams, HTTP routes) ignores such rules; rules without it fail first.
+func TestLoseResponse(t *testing.T) {
+	const method = "/google.cloud.run.v2.Jobs/CreateJob"
+	tests := []struct {
+		name    string
+		rule    Rule
+		wantRan bool
+		want    codes.Code
+	}{
+		{name: "lost after running", rule: Rule{Method: "CreateJob", Code: codes.DeadlineExceeded, LoseResponse: true}, wantRan: true, want: codes.DeadlineExceeded},
+		{name: "failed before running", rule: Rule{Method: "CreateJob", Code: codes.Unavailable}, wantRan: false, want: codes.Unavailable},
+		{name: "other method", rule: Rule{Method: "GetJob", Code: codes.DeadlineExceeded, LoseResponse: true}, wantRan: true, want: codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := New(1)
+			if err := in.Add(tt.rule); err != nil {
+				t.Fatal(err)
+			}
+			ran := false
+			handler := func(ctx context.Context, req any) (any, error) { ran = true; return "response", nil }
+			resp, err := in.UnaryInterceptor()(context.Background(), "request", &grpc.UnaryServerInfo{FullMethod: method}, handler)
+			if ran != tt.wantRan || status.Code(err) != tt.want {
+				t.Fatalf("ran = %v, err = %v; want ran %v, code %v", ran, err, tt.wantRan, tt.want)
+			}
+			if err != nil && resp != nil {
+				t.Errorf("response %v returned with error %v", resp, err)
+			}
+			if err := in.Check(context.Background(), method); tt.rule.LoseResponse && err != nil {
+				t.Errorf("Check applied a lose_response rule: %v", err)
+			}
+		})
+	}
+}
+
+// TestLoseResponseOverHTTP: the admin endpoint accepts lose_response and refuses it without a code.
+func TestLoseResponseOverHTTP(t *testing.T) {
+	in := New(1)
+	srv := httptest.NewServer(in.Handler())
+	defer srv.Close()
+	for _, tt := range []struct {
+		body string
+		want int
+	}{
+		{body: `{"method":"RunJob","code":4,"lose_response":true,"times":1}`, want: http.StatusCreated},
+		{body: `{"method":"RunJob","lose_response":true}`, want: http.StatusBadRequest},
+	} {
+		resp, err := http.Post(srv.URL+"/emulator/v1/faults", "application/json", strings.NewReader(tt.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("POST %s = %d, want %d", tt.body, resp.StatusCode, tt.want)
+		}
+	}
+	if rs := in.Rules(); len(rs) != 1 || !rs[0].LoseResponse || rs[0].Times != 1 {
+		t.Errorf("rules = %+v", rs)
 	}
 }
