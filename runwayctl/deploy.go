@@ -25,6 +25,7 @@ import (
 	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
@@ -240,7 +241,7 @@ func runDeploy(ctx context.Context, e *cmdEnv, o deployOptions) error {
 	return printDeployRecord(e.out, e.errOut, rec)
 }
 
-func publishDeploy(ctx context.Context, cl *gcp.Clients, project string, req *platform.DeployRequest) error {
+func publishDeploy(ctx context.Context, cl *allclients.Clients, project string, req *platform.DeployRequest) error {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -352,7 +353,7 @@ func runPlan(ctx context.Context, e *cmdEnv, file string, f deployFlags) error {
 }
 
 // plan lists what a deploy of t would write, now on the platform's clock.
-func plan(ctx context.Context, cl *gcp.Clients, t *deployTarget, now time.Time) ([]string, error) {
+func plan(ctx context.Context, cl *allclients.Clients, t *deployTarget, now time.Time) ([]string, error) {
 	region := desired.Region(t.job, t.workload)
 	name := platform.JobName(t.workload.GCPProject, region, t.workload.Name)
 	got, err := cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: name})

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/schedule"
@@ -132,7 +133,7 @@ func runStatus(ctx context.Context, e *cmdEnv, o statusOptions) error {
 }
 
 // findJob returns the workload's Cloud Run job in the first of its regions that has it.
-func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb.Job, error) {
+func findJob(ctx context.Context, cl *allclients.Clients, w inventory.Workload) (*runpb.Job, error) {
 	for _, region := range w.Regions {
 		j, err := cl.Jobs.GetJob(ctx, &runpb.GetJobRequest{Name: platform.JobName(w.GCPProject, region, w.Name)})
 		if status.Code(err) == codes.NotFound {
@@ -147,7 +148,7 @@ func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb
 }
 
 // loadStatus reads the status of w through cl, with now the platform's time.
-func loadStatus(ctx context.Context, cl *gcp.Clients, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
+func loadStatus(ctx context.Context, cl *allclients.Clients, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
 	s := workloadStatus{Workload: w.Name}
 	job, err := findJob(ctx, cl, w)
 	if err != nil || job == nil {
