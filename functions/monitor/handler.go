@@ -67,6 +67,7 @@ type Handler struct {
 	log        zerolog.Logger
 	newLease   func() string
 	settings   settingsCache
+	schedules  *detect.Schedules
 
 	// last is the state this instance last read or wrote, by key: when the store still holds
 	// that generation, load skips decoding it (the state of 10,000 jobs is megabytes of JSON).
@@ -127,6 +128,7 @@ func assemble(ctx context.Context, cfg Config, cl *allclients.Clients, store sta
 func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory, d *notify.Dispatcher, platform []string, now func() time.Time, log zerolog.Logger) *Handler {
 	return &Handler{
 		cfg: cfg.withDefaults(), cloud: c, store: store, inv: inv, dispatcher: d, platform: platform, now: now, log: log,
+		schedules: detect.NewSchedules(maxSchedules),
 		newLease: func() string {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
@@ -135,8 +137,12 @@ func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory
 	}
 }
 
+// maxSchedules bounds the parsed schedules a Handler keeps: far more than the distinct
+// (schedule, zone) pairs of a fleet of 10,000 jobs.
+const maxSchedules = 4096
+
 func (h *Handler) detectConfig() detect.Config {
-	return detect.Config{ReAlert: h.cfg.ReAlert, BlindAfter: h.cfg.BlindAfter}
+	return detect.Config{ReAlert: h.cfg.ReAlert, BlindAfter: h.cfg.BlindAfter, Schedules: h.schedules}
 }
 
 // stateKey is the store key of a project's monitor state.

@@ -17,25 +17,50 @@ import (
 // maxSlotsPerTick bounds the slots one evaluation checks per job (a minutely job over a day).
 const maxSlotsPerTick = 24 * 60
 
-// schedules caches parsed schedules: a tick over 10,000 jobs parses the same few hundred
-// expressions again and again. The cache is pure memoization.
-var schedules sync.Map // expr + "\x00" + tz -> *schedule.Schedule or error
+// Schedules caches parsed schedules: a tick over 10,000 jobs parses the same few hundred
+// expressions again and again. It holds at most max entries (it starts over when full) and is
+// safe for concurrent use; the zero value caches nothing.
+type Schedules struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]parsed // expr + "\x00" + tz
+}
 
-func parseSchedule(expr, tz string) (*schedule.Schedule, error) {
+type parsed struct {
+	s   *schedule.Schedule
+	err error
+}
+
+// NewSchedules returns a cache of at most max parsed schedules.
+func NewSchedules(max int) *Schedules { return &Schedules{max: max} }
+
+// parse returns schedule.Parse(expr, tz), from the cache when it holds it. A nil c parses.
+func (c *Schedules) parse(expr, tz string) (*schedule.Schedule, error) {
+	if c == nil || c.max <= 0 {
+		return schedule.Parse(expr, tz)
+	}
 	k := expr + "\x00" + tz
-	if v, ok := schedules.Load(k); ok {
-		if err, bad := v.(error); bad {
-			return nil, err
-		}
-		return v.(*schedule.Schedule), nil
+	c.mu.Lock()
+	p, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return p.s, p.err
 	}
 	s, err := schedule.Parse(expr, tz)
-	if err != nil {
-		schedules.Store(k, err)
-		return nil, err
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[string]parsed, min(c.max, 1024))
 	}
-	schedules.Store(k, s)
-	return s, nil
+	c.m[k] = parsed{s, err}
+	c.mu.Unlock()
+	return s, err
+}
+
+// len is the number of schedules held.
+func (c *Schedules) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
 
 // prepare returns the job's state for this evaluation, as a copy: a new state for a job seen
@@ -90,7 +115,7 @@ func slotsChecked(j Job) bool {
 
 // dueSlots returns the slots after js.SlotsFrom whose deadline (slot + expected runtime +
 // grace) is at or before t, and the first slot after them (to cache as js.NextSlot).
-func dueSlots(js *JobState, j Job, t time.Time) (due []time.Time, next time.Time) {
+func dueSlots(js *JobState, j Job, t time.Time, cache *Schedules) (due []time.Time, next time.Time) {
 	if !slotsChecked(j) {
 		return nil, time.Time{}
 	}
@@ -98,7 +123,7 @@ func dueSlots(js *JobState, j Job, t time.Time) (due []time.Time, next time.Time
 	if !js.NextSlot.IsZero() && js.NextSlot.After(last) {
 		return nil, js.NextSlot // nothing due: no need to ask the schedule
 	}
-	sched, err := parseSchedule(j.Settings.Schedule, j.Settings.TimeZone)
+	sched, err := cache.parse(j.Settings.Schedule, j.Settings.TimeZone)
 	if err != nil {
 		return nil, time.Time{}
 	}
@@ -161,7 +186,7 @@ func runStart(r Run) time.Time {
 
 // Unserved returns the slots due by t that no known execution serves: the monitor reads the
 // trigger's records of these before Evaluate (obs.Executions as read this tick).
-func Unserved(st *State, obs Observation, t time.Time) []time.Time {
+func Unserved(st *State, obs Observation, t time.Time, cfg Config) []time.Time {
 	j := obs.Job
 	if !j.Settings.Monitoring.Enabled {
 		return nil
@@ -169,7 +194,7 @@ func Unserved(st *State, obs Observation, t time.Time) []time.Time {
 	js := prepare(st.Jobs[j.Key.String()], j, st.Watermark)
 	served := servedBy(obs, t)
 	var out []time.Time
-	due, _ := dueSlots(js, j, t)
+	due, _ := dueSlots(js, j, t, cfg.Schedules)
 	for _, s := range due {
 		if !js.served(s) && !served[s.Unix()] {
 			out = append(out, s)
@@ -293,7 +318,7 @@ func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Ale
 	}
 
 	served := servedBy(*o, t)
-	due, next := dueSlots(js, j, t)
+	due, next := dueSlots(js, j, t, cfg.Schedules)
 	js.NextSlot = next
 	for _, slot := range due {
 		js.SlotsFrom = slot
