@@ -19,6 +19,7 @@ import (
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 )
 
@@ -60,14 +61,14 @@ func functionBinary(t testing.TB, name string) string {
 // platformEnv is an emulator, a state directory and the environment that reaches both.
 type platformEnv struct {
 	emu *emulator.Emulator
-	cl  *gcp.Clients
+	cl  *allclients.Clients
 	env []string
 }
 
 func startPlatform(t *testing.T, project string) *platformEnv {
 	t.Helper()
 	e := emulatortest.Start(t, emulator.Options{OpDelay: 5 * time.Millisecond})
-	cl, err := gcp.Dial(context.Background(), emulatortest.Config(e, project))
+	cl, err := allclients.Dial(context.Background(), emulatortest.Config(e, project), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

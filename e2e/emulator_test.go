@@ -12,6 +12,7 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 )
 
 // TestEmulatorCommand starts `runwayctl emulator` as a user would, reads the ready line, runs
@@ -37,9 +38,9 @@ func TestEmulatorCommand(t *testing.T) {
 	if m == nil {
 		t.Fatalf("ready line = %q", line)
 	}
-	cl, err := gcp.Dial(ctx, gcp.ConfigFromEnv(func(k string) (string, bool) {
+	cl, err := allclients.Dial(ctx, gcp.ConfigFromEnv(func(k string) (string, bool) {
 		return map[string]string{gcp.EmulatorHostEnv: m[1]}[k], k == gcp.EmulatorHostEnv
-	}, "e2e"))
+	}, "e2e"), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

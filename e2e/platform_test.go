@@ -23,6 +23,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 )
 
@@ -180,7 +181,7 @@ func startDev(t *testing.T, start time.Time, extra ...string) *devPlatform {
 			p.addr = v
 		}
 	}
-	cl, err := gcp.Dial(context.Background(), gcp.Config{EmulatorHost: p.addr, Project: "gitlab-runway-hello"})
+	cl, err := allclients.Dial(context.Background(), gcp.Config{EmulatorHost: p.addr, Project: "gitlab-runway-hello"}, gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func functionSettings(t *testing.T) map[string][]string {
 			_, err := trigger.ConfigFromEnv(l)
 			return err
 		}),
-		"monitor": readSettings(t, func(l func(string) (string, bool)) error { _, err := monitor.ConfigFromLookup(l); return err }),
+		"monitor": readSettings(t, func(l func(string) (string, bool)) error { _, err := monitor.ConfigFromEnv(l); return err }),
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -83,7 +84,7 @@ type cmdEnv struct {
 
 	mu          sync.Mutex
 	inventory   *inventory.Inventory
-	clients     map[string]*gcp.Clients
+	clients     map[string]*allclients.Clients
 	store       state.Store
 	storeErr    error
 	storeOpened bool
@@ -93,7 +94,7 @@ type cmdEnv struct {
 // newCmdEnv returns the environment of one runwayctl invocation. getenv is os.Getenv in
 // main; tests pass a map's lookup.
 func newCmdEnv(out, errOut io.Writer, getenv func(string) string, hostNow func() time.Time) *cmdEnv {
-	return &cmdEnv{out: out, errOut: errOut, getenv: getenv, hostNow: hostNow, clients: map[string]*gcp.Clients{}}
+	return &cmdEnv{out: out, errOut: errOut, getenv: getenv, hostNow: hostNow, clients: map[string]*allclients.Clients{}}
 }
 
 // gcpConfig is the world the clients of project talk to: the emulator when
@@ -180,13 +181,13 @@ func (e *cmdEnv) job(ctx context.Context, name string, code int) (inventory.Work
 
 // gcpClients returns the clients of project, dialled on first use and shared by every later
 // call; Close closes them.
-func (e *cmdEnv) gcpClients(ctx context.Context, project string) (*gcp.Clients, error) {
+func (e *cmdEnv) gcpClients(ctx context.Context, project string) (*allclients.Clients, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if cl, ok := e.clients[project]; ok {
 		return cl, nil
 	}
-	cl, err := gcp.Dial(ctx, e.gcpConfig(project))
+	cl, err := allclients.Dial(ctx, e.gcpConfig(project), gcp.All)
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +229,7 @@ func (e *cmdEnv) Close() error {
 	for _, p := range slices.Sorted(maps.Keys(e.clients)) {
 		errs = append(errs, e.clients[p].Close())
 	}
-	e.clients = map[string]*gcp.Clients{}
+	e.clients = map[string]*allclients.Clients{}
 	if c, ok := e.store.(io.Closer); ok {
 		errs = append(errs, c.Close())
 	}

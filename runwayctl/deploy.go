@@ -22,7 +22,7 @@ import (
 
 	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/document"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
@@ -238,7 +238,7 @@ func runDeploy(ctx context.Context, e *cmdEnv, o deployOptions) error {
 	return printDeployRecord(e.out, e.errOut, rec)
 }
 
-func publishDeploy(ctx context.Context, cl *gcp.Clients, project string, req *platform.DeployRequest) error {
+func publishDeploy(ctx context.Context, cl *allclients.Clients, project string, req *platform.DeployRequest) error {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -352,7 +352,7 @@ func runPlan(ctx context.Context, e *cmdEnv, file string, f deployFlags) error {
 // plan lists what a deploy of t would write, now on the platform's clock: desired's Plan, the
 // very decision the deploy function executes, printed. The home region's Cloud Run job is also
 // sent with validate_only, so Cloud Run checks it too.
-func plan(ctx context.Context, cl *gcp.Clients, t *deployTarget, now time.Time) ([]string, error) {
+func plan(ctx context.Context, cl *allclients.Clients, t *deployTarget, now time.Time) ([]string, error) {
 	obs, err := desired.Observe(ctx, cl.Jobs, cl.Scheduler, t.workload)
 	if err != nil {
 		return nil, err

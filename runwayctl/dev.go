@@ -24,6 +24,7 @@ import (
 	"runwayjobs.dev/shared/emulator"
 	emuclock "runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
@@ -148,7 +149,7 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	if len(jobs) == 0 {
 		return fmt.Errorf("%s lists no job workloads", o.inventory)
 	}
-	cl, err := gcp.Dial(ctx, gcp.Config{EmulatorHost: emu.Addr(), Project: jobs[0].GCPProject})
+	cl, err := allclients.Dial(ctx, gcp.Config{EmulatorHost: emu.Addr(), Project: jobs[0].GCPProject}, gcp.All)
 	if err != nil {
 		return err
 	}
@@ -314,7 +315,7 @@ func exited(fns []*devFunction) <-chan error {
 
 // wire creates topic in project (if needed) and the push subscription Eventarc would create
 // for the function.
-func wire(ctx context.Context, cl *gcp.Clients, project, topic string, f *devFunction) error {
+func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f *devFunction) error {
 	tp := platform.TopicPath(project, topic)
 	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: tp}); err != nil && status.Code(err) != codes.AlreadyExists {
 		return fmt.Errorf("create topic %s: %w", tp, err)
@@ -333,7 +334,7 @@ func wire(ctx context.Context, cl *gcp.Clients, project, topic string, f *devFun
 
 // deployExamples publishes a deploy request for every job manifest of the repositories in
 // dir, waits for their outcomes and returns one line per workload.
-func deployExamples(ctx context.Context, progress io.Writer, cl *gcp.Clients, inv *inventory.Inventory, dir, stateDir string) ([]string, error) {
+func deployExamples(ctx context.Context, progress io.Writer, cl *allclients.Clients, inv *inventory.Inventory, dir, stateDir string) ([]string, error) {
 	if dir == "" {
 		return nil, nil
 	}

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -140,7 +141,7 @@ type doctor struct {
 	// unprotectedRef is true in a GitLab pipeline of an unprotected ref (a merge request's
 	// branch), which may not publish: there a missing publish right is expected.
 	unprotectedRef bool
-	cl             *gcp.Clients
+	cl             *allclients.Clients
 	results        []checkResult
 }
 

@@ -25,6 +25,7 @@ import (
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -47,7 +48,7 @@ const doctorInventory = `inventory:
 // and trigger topics), with the durable store in a Cloud Storage bucket as in production.
 type doctorWorld struct {
 	emu *emulator.Emulator
-	cl  *gcp.Clients
+	cl  *allclients.Clients
 	dir string
 }
 
@@ -55,7 +56,7 @@ func newDoctorWorld(t *testing.T) *doctorWorld {
 	t.Helper()
 	ctx := context.Background()
 	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
-	cl, err := gcp.Dial(ctx, emulatortest.Config(emu, runProject))
+	cl, err := allclients.Dial(ctx, emulatortest.Config(emu, runProject), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

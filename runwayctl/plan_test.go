@@ -13,6 +13,7 @@ import (
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
@@ -38,7 +39,7 @@ spec:
 func TestPlanPrintsDesiredPlan(t *testing.T) {
 	ctx := context.Background()
 	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
-	cl, err := gcp.Dial(ctx, emulatortest.Config(emu, "proj-p"))
+	cl, err := allclients.Dial(ctx, emulatortest.Config(emu, "proj-p"), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -200,7 +200,7 @@ func runRun(ctx context.Context, e *cmdEnv, workload string, f runFlags) error {
 }
 
 // publishRun publishes the run request body data on workload's trigger topic.
-func publishRun(ctx context.Context, cl *gcp.Clients, project, workload string, data []byte) error {
+func publishRun(ctx context.Context, cl *allclients.Clients, project, workload string, data []byte) error {
 	topic := platform.TriggerTopic(workload)
 	pub := cl.PubSub.Publisher(topic)
 	defer pub.Stop()
@@ -254,7 +254,7 @@ func waitRunRecord(ctx context.Context, progress io.Writer, store state.Store, w
 }
 
 // followExecution prints the execution's progress until it ends and returns its exit status.
-func followExecution(ctx context.Context, out, stderr io.Writer, cl *gcp.Clients, rec platform.RunRecord, poll time.Duration) error {
+func followExecution(ctx context.Context, out, stderr io.Writer, cl *allclients.Clients, rec platform.RunRecord, poll time.Duration) error {
 	short := rec.Execution[strings.LastIndexByte(rec.Execution, '/')+1:]
 	fmt.Fprintf(out, "execution %s started\n", short)
 	if rec.Reason != "" {

@@ -17,6 +17,7 @@ import (
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -41,7 +42,7 @@ const runInventory = `inventory:
 // part (it receives the request, runs the job with the official client and records the
 // outcome), so runwayctl run is tested on its own.
 type runEnv struct {
-	cl    *gcp.Clients
+	cl    *allclients.Clients
 	store *state.Dir
 	job   string
 
@@ -53,7 +54,7 @@ func newRunEnv(t *testing.T, script string) *runEnv {
 	t.Helper()
 	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
 	ctx := context.Background()
-	cl, err := gcp.Dial(ctx, emulatortest.Config(emu, runProject))
+	cl, err := allclients.Dial(ctx, emulatortest.Config(emu, runProject), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"runwayjobs.dev/shared/desired"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/schedule"
@@ -132,7 +132,7 @@ func runStatus(ctx context.Context, e *cmdEnv, o statusOptions) error {
 
 // findJob returns the workload's Cloud Run job: its home copy (desired.Place), the one the
 // trigger runs; nil when it has none.
-func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb.Job, error) {
+func findJob(ctx context.Context, cl *allclients.Clients, w inventory.Workload) (*runpb.Job, error) {
 	p, err := desired.Locate(ctx, cl.Jobs, w)
 	if err != nil {
 		return nil, fmt.Errorf("locate %s: %w", w.Name, err)
@@ -141,7 +141,7 @@ func findJob(ctx context.Context, cl *gcp.Clients, w inventory.Workload) (*runpb
 }
 
 // loadStatus reads the status of w through cl, with now the platform's time.
-func loadStatus(ctx context.Context, cl *gcp.Clients, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
+func loadStatus(ctx context.Context, cl *allclients.Clients, w inventory.Workload, store state.Store, now time.Time, last int) (workloadStatus, error) {
 	s := workloadStatus{Workload: w.Name}
 	job, err := findJob(ctx, cl, w)
 	if err != nil || job == nil {

@@ -15,6 +15,7 @@ import (
 	emuclock "runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -32,7 +33,7 @@ func TestStatusAndLogs(t *testing.T) {
 	ctx := context.Background()
 	platformClock := emuclock.NewManual(clock.Add(2 * time.Hour))
 	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond, Clock: platformClock})
-	cl, err := gcp.Dial(ctx, emulatortest.Config(emu, "proj-s"))
+	cl, err := allclients.Dial(ctx, emulatortest.Config(emu, "proj-s"), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}

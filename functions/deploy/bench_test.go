@@ -57,7 +57,7 @@ func Benchmark1000Workloads(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		emu := emulatortest.Start(b, emulator.Options{OpDelay: time.Millisecond})
-		cl, err := gcp.Dial(context.Background(), emulatortest.Config(emu, project))
+		cl, err := gcp.Dial(context.Background(), emulatortest.Config(emu, project), gcp.Jobs|gcp.Scheduler)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func Benchmark1000Workloads(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		h := New(cl, store, parsed, time.Now, zerolog.New(io.Discard))
+		h := newHandler(cl.Jobs, cl.Scheduler, store, parsed, time.Now, zerolog.New(io.Discard))
 		events := make([]cloudevent.Event, n)
 		for i := range n {
 			name := fmt.Sprintf("job-%04d", i)

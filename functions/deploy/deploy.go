@@ -61,34 +61,36 @@ type Handler struct {
 	opTimeout time.Duration
 }
 
-// New returns a Handler over the official clients, the store and the inventory. now is the
-// clock (time.Now in production).
-func New(cl *gcp.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
-	return newHandler(cl.Jobs, cl.Scheduler, store, inv, now, log)
-}
-
-func newHandler(jobs jobsAPI, sched schedulerAPI, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
-	return &Handler{jobs: jobs, sched: sched, store: store, inv: inv, now: now, log: log, opTimeout: 2 * time.Minute}
-}
-
-var fromEnv = sync.OnceValues(func() (*Handler, error) {
-	cfg, err := ConfigFromEnv(os.LookupEnv)
-	if err != nil {
-		return nil, err
-	}
-	inv, err := inventory.Open(context.Background(), cfg.Inventory, cfg.GCP)
+// New builds the Handler of cfg: it loads the inventory, opens the store and dials the Cloud
+// Run jobs and Cloud Scheduler clients, the only ones deploy calls.
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
+	inv, err := inventory.Open(ctx, cfg.Inventory, cfg.GCP)
 	if err != nil {
 		return nil, fmt.Errorf("deploy: %w", err)
 	}
 	store, err := state.Open(cfg.State)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("deploy: %w", err)
 	}
-	cl, err := gcp.Dial(context.Background(), cfg.GCP)
+	cl, err := gcp.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Scheduler)
+	if err != nil {
+		return nil, fmt.Errorf("deploy: %w", err)
+	}
+	return newHandler(cl.Jobs, cl.Scheduler, store, inv, cfg.GCP.Clock(), log), nil
+}
+
+// newHandler is the Handler over its parts; tests wrap the clients to count their writes.
+func newHandler(jobs jobsAPI, sched schedulerAPI, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
+	return &Handler{jobs: jobs, sched: sched, store: store, inv: inv, now: now, log: log, opTimeout: 2 * time.Minute}
+}
+
+// fromEnv builds the instance's Handler once, on the first event.
+var fromEnv = sync.OnceValues(func() (*Handler, error) {
+	cfg, err := ConfigFromEnv(os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	return New(cl, store, inv, cfg.GCP.Clock(), logging.New(os.Stdout, "deploy", zerolog.InfoLevel)), nil
+	return New(context.Background(), cfg, logging.New(os.Stdout, "deploy", zerolog.InfoLevel))
 })
 
 // Deploy is the CloudEvent entry point: it acknowledges what succeeded or can never succeed

@@ -83,7 +83,7 @@ type testEnv struct {
 func newEnv(t testing.TB) *testEnv {
 	t.Helper()
 	e := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
-	cl, err := gcp.Dial(context.Background(), emulatortest.Config(e, project))
+	cl, err := gcp.Dial(context.Background(), emulatortest.Config(e, project), gcp.Jobs|gcp.Scheduler)
 	if err != nil {
 		t.Fatal(err)
 	}

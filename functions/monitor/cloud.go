@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
@@ -15,7 +14,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"runwayjobs.dev/functions/monitor/detect"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 )
 
@@ -32,7 +31,7 @@ type cloud interface {
 }
 
 // gcpCloud reads through the official clients.
-type gcpCloud struct{ c *gcp.Clients }
+type gcpCloud struct{ c *allclients.Clients }
 
 var _ cloud = gcpCloud{}
 
@@ -84,29 +83,6 @@ func (g gcpCloud) listTimeSeries(ctx context.Context, req *monitoringpb.ListTime
 			return out, pages, nil
 		}
 	}
-}
-
-// counting counts the calls made through a cloud, for the tick's log line and the benchmarks.
-type counting struct {
-	cloud
-	jobLists, executionLists, metricCalls, metricPages atomic.Int64
-}
-
-func (c *counting) listJobs(ctx context.Context, project, region string) ([]*runpb.Job, error) {
-	c.jobLists.Add(1)
-	return c.cloud.listJobs(ctx, project, region)
-}
-
-func (c *counting) listExecutions(ctx context.Context, job string, after time.Time) ([]*runpb.Execution, error) {
-	c.executionLists.Add(1)
-	return c.cloud.listExecutions(ctx, job, after)
-}
-
-func (c *counting) listTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) ([]*monitoringpb.TimeSeries, int, error) {
-	c.metricCalls.Add(1)
-	s, pages, err := c.cloud.listTimeSeries(ctx, req)
-	c.metricPages.Add(int64(pages))
-	return s, pages, err
 }
 
 // settingsCache remembers decoded settings annotations: a tick over 10,000 jobs would

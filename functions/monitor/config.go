@@ -5,9 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/platform"
-	"runwayjobs.dev/shared/state"
 )
 
 // Environment of the monitor function (besides RUNWAY_EMULATOR_HOST, RUNWAY_STATE and
@@ -26,12 +24,11 @@ const (
 	EnvWorkers = "RUNWAY_MONITOR_WORKERS"
 )
 
-// Config is the monitor's configuration.
+// Config is the monitor's configuration: what every function reads, and the monitor's own.
 type Config struct {
-	EmulatorHost  string
-	StateURL      string
-	InventoryPath string
-	ChannelsPath  string
+	platform.FunctionConfig
+	// ChannelsPath is the channel configuration (RUNWAY_CHANNELS); empty means none.
+	ChannelsPath string
 	// Lookup reads secrets referenced as {env: NAME} by the channel configuration.
 	Lookup func(string) (string, bool)
 
@@ -54,19 +51,21 @@ type Config struct {
 	TickTimeout time.Duration
 }
 
-// ConfigFromLookup reads the configuration through lookup (os.LookupEnv in production; tests
-// pass a map's lookup).
-func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
+// ConfigFromEnv reads the Config through lookup (os.LookupEnv in production; tests pass a
+// map's lookup).
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	fc, err := platform.FunctionConfigFromEnv("monitor", lookup)
+	if err != nil {
+		return Config{}, err
+	}
 	get := func(k string) string { v, _ := lookup(k); return v }
 	c := Config{
-		EmulatorHost:  gcp.ConfigFromEnv(lookup, "").EmulatorHost,
-		StateURL:      get(state.EnvVar),
-		InventoryPath: get(platform.EnvInventory),
-		ChannelsPath:  get(EnvChannels),
-		Lookup:        lookup,
-		IngestLag:     3 * time.Minute,
-		BlindAfter:    15 * time.Minute,
-		Workers:       8,
+		FunctionConfig: fc,
+		ChannelsPath:   get(EnvChannels),
+		Lookup:         lookup,
+		IngestLag:      3 * time.Minute,
+		BlindAfter:     15 * time.Minute,
+		Workers:        8,
 	}
 	for _, d := range []struct {
 		env string
@@ -86,12 +85,6 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s=%q: want a number from 1 to 256", EnvWorkers, v)
 		}
 		c.Workers = n
-	}
-	switch {
-	case c.StateURL == "":
-		return Config{}, fmt.Errorf("%s is not set: the monitor keeps its incidents in the durable store", state.EnvVar)
-	case c.InventoryPath == "":
-		return Config{}, fmt.Errorf("%s is not set", platform.EnvInventory)
 	}
 	return c.withDefaults(), nil
 }

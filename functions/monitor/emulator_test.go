@@ -21,6 +21,7 @@ import (
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/notify"
 	"runwayjobs.dev/shared/platform"
@@ -73,7 +74,7 @@ func TestEmulatorFlow(t *testing.T) {
 	e := emulatortest.Start(t, emulator.Options{Clock: clk, OpDelay: time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	clients, err := gcp.Dial(ctx, emulatortest.Config(e, emuProject))
+	clients, err := allclients.Dial(ctx, emulatortest.Config(e, emuProject), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestEmulatorFlow(t *testing.T) {
 		EnvIngestLag:          "0s",
 		"OWNER_HOOK_SECRET":   "hook-secret",
 	}
-	cfg, err := ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,15 +115,14 @@ func TestEmulatorFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(cfg.StateURL)
+	store, err := state.Open(cfg.State)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(cfg, clients, store, inv, clk.Now)
+	h, err := assemble(ctx, cfg, clients, store, inv, clk.Now, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.log = zerolog.Nop()
 
 	s := platform.Settings{Workload: "nightly", Schedule: "*/5 * * * *", ConcurrencyPolicy: "Forbid", CreatedAt: start.Add(-time.Hour),
 		Timeout: time.Minute, MaxRetries: 0,
@@ -148,7 +148,7 @@ func TestEmulatorFlow(t *testing.T) {
 	tick := func(at time.Time) {
 		t.Helper()
 		clk.Set(at)
-		if err := h.Handle(ctx); err != nil {
+		if _, err := h.tick(ctx); err != nil {
 			t.Fatalf("tick at %s: %v", at, err)
 		}
 	}
@@ -226,7 +226,7 @@ func TestSlotOwnerIsTheHome(t *testing.T) {
 			e := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			clients, err := gcp.Dial(ctx, emulatortest.Config(e, emuProject))
+			clients, err := allclients.Dial(ctx, emulatortest.Config(e, emuProject), gcp.All)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -244,19 +244,18 @@ func TestSlotOwnerIsTheHome(t *testing.T) {
 			}
 			dir := t.TempDir()
 			env := map[string]string{gcp.EmulatorHostEnv: e.Addr(), state.EnvVar: filepath.Join(dir, "state"), EnvIngestLag: "0s", platform.EnvInventory: "inventory.yml"}
-			cfg, err := ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			cfg, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 			if err != nil {
 				t.Fatal(err)
 			}
-			store, err := state.Open(cfg.StateURL)
+			store, err := state.Open(cfg.State)
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := New(cfg, clients, store, inv, time.Now)
+			h, err := assemble(ctx, cfg, clients, store, inv, time.Now, zerolog.Nop())
 			if err != nil {
 				t.Fatal(err)
 			}
-			h.log = zerolog.Nop()
 			s := platform.Settings{Workload: "nightly", Schedule: "*/5 * * * *", ConcurrencyPolicy: "Forbid", Monitoring: platform.Monitoring{Enabled: true}}
 			for _, region := range []string{emuRegion, other} {
 				ann := map[string]string{platform.AnnotationSettings: s.Encode()}

@@ -12,10 +12,12 @@ import (
 	"sync"
 	"time"
 
+	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
 
 	"runwayjobs.dev/functions/monitor/detect"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/event"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/notify"
 	"runwayjobs.dev/shared/state"
@@ -65,6 +67,7 @@ type Handler struct {
 	log        zerolog.Logger
 	newLease   func() string
 	settings   settingsCache
+	schedules  *detect.Schedules
 
 	// last is the state this instance last read or wrote, by key: when the store still holds
 	// that generation, load skips decoding it (the state of 10,000 jobs is megabytes of JSON).
@@ -99,9 +102,10 @@ func (h *Handler) remember(key string, gen int64, s *detect.State) {
 	h.last[key] = cachedState{gen: gen, st: shallow(s)}
 }
 
-// New returns a Handler reading Google Cloud through clients, keeping its state in store, and
-// delivering to the channels of cfg.ChannelsPath (none if empty).
-func New(cfg Config, clients *gcp.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time) (*Handler, error) {
+// assemble returns a Handler reading Google Cloud through cl (nil reads nothing: some tests
+// only deliver), keeping its state in store, and delivering to the channels of
+// cfg.ChannelsPath (none if empty).
+func assemble(ctx context.Context, cfg Config, cl *allclients.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) (*Handler, error) {
 	cfg = cfg.withDefaults()
 	channels := map[string]notify.Channel{}
 	var platform []string
@@ -110,19 +114,21 @@ func New(cfg Config, clients *gcp.Clients, store state.Store, inv *inventory.Inv
 		if err != nil {
 			return nil, err
 		}
-		channels, err = notify.Build(context.Background(), nc, notify.Secrets{Lookup: cfg.Lookup, SecretManager: secretManager(cfg)},
-			notify.Deps{PubSub: pubsubFor(cfg, clients)})
+		channels, err = notify.Build(ctx, nc, notify.Secrets{Lookup: cfg.Lookup, SecretManager: secretManager(cfg)},
+			notify.Deps{PubSub: pubsubFor(ctx, cfg)})
 		if err != nil {
 			return nil, fmt.Errorf("channels %s: %w", cfg.ChannelsPath, err)
 		}
 		platform = nc.Platform
 	}
-	return newHandler(cfg, gcpCloud{clients}, store, inv, notify.NewDispatcher(channels), platform, now), nil
+	return newHandler(cfg, gcpCloud{cl}, store, inv, notify.NewDispatcher(channels), platform, now, log), nil
 }
 
-func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory, d *notify.Dispatcher, platform []string, now func() time.Time) *Handler {
+// newHandler is the Handler over its parts; the replay tests pass their simulated cloud.
+func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory, d *notify.Dispatcher, platform []string, now func() time.Time, log zerolog.Logger) *Handler {
 	return &Handler{
 		cfg: cfg.withDefaults(), cloud: c, store: store, inv: inv, dispatcher: d, platform: platform, now: now, log: log,
+		schedules: detect.NewSchedules(maxSchedules),
 		newLease: func() string {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
@@ -131,8 +137,12 @@ func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory
 	}
 }
 
+// maxSchedules bounds the parsed schedules a Handler keeps: far more than the distinct
+// (schedule, zone) pairs of a fleet of 10,000 jobs.
+const maxSchedules = 4096
+
 func (h *Handler) detectConfig() detect.Config {
-	return detect.Config{ReAlert: h.cfg.ReAlert, BlindAfter: h.cfg.BlindAfter}
+	return detect.Config{ReAlert: h.cfg.ReAlert, BlindAfter: h.cfg.BlindAfter, Schedules: h.schedules}
 }
 
 // stateKey is the store key of a project's monitor state.
@@ -146,9 +156,20 @@ type Stats struct {
 }
 
 // Handle runs one tick: every project of the inventory is evaluated up to now minus the ingest
-// lag. The error is transient (the tick may be redelivered; a duplicate does nothing twice).
-func (h *Handler) Handle(ctx context.Context) error {
-	_, err := h.tick(ctx)
+// lag. The tick's content does not matter, so a redelivered or duplicated tick does nothing
+// twice; an event that is not a Pub/Sub message is refused with a permanent error, any other
+// error is transient.
+func (h *Handler) Handle(ctx context.Context, e cloudevent.Event) error {
+	if _, err := event.Decode(e); err != nil {
+		h.log.Error().Err(err).Str("event_id", e.ID()).Msg("not a tick")
+		return err
+	}
+	st, err := h.tick(ctx)
+	l := h.log.Info()
+	if err != nil {
+		l = h.log.Error().Err(err)
+	}
+	l.Str("event_id", e.ID()).Int("projects", st.Projects).Int("jobs", st.Jobs).Int("alerts", st.Alerts).Int("delivered", st.Delivered).Msg("tick")
 	return err
 }
 

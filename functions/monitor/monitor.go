@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 
 	"cloud.google.com/go/pubsub/v2"
@@ -28,6 +27,7 @@ import (
 
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/logging"
 	"runwayjobs.dev/shared/notify"
@@ -37,67 +37,52 @@ import (
 // FunctionName is the target the function is registered as (FUNCTION_TARGET).
 const FunctionName = "Monitor"
 
-var log = logging.New(os.Stdout, "monitor", zerolog.InfoLevel)
-
 func init() {
 	functions.CloudEvent(FunctionName, Monitor)
 }
 
-// handler is built once per instance, from the environment, on the first tick.
-var handler = sync.OnceValues(func() (*Handler, error) {
-	return FromEnv(context.Background(), os.LookupEnv)
-})
-
-// FromEnv builds a Handler from the configuration lookup reads.
-func FromEnv(ctx context.Context, lookup func(string) (string, bool)) (*Handler, error) {
-	cfg, err := ConfigFromLookup(lookup)
+// New builds the Handler of cfg: it loads the inventory, opens the store, dials the Cloud Run
+// jobs and executions and the Cloud Monitoring clients, and builds the alert channels of
+// cfg.ChannelsPath.
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
+	inv, err := inventory.Open(ctx, cfg.Inventory, cfg.GCP)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	inv, err := inventory.Open(ctx, cfg.InventoryPath, gcp.Config{EmulatorHost: cfg.EmulatorHost})
+	store, err := state.Open(cfg.State)
 	if err != nil {
-		return nil, fmt.Errorf("inventory %s: %w", cfg.InventoryPath, err)
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	store, err := state.Open(cfg.StateURL)
+	cl, err := allclients.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Executions|gcp.Metrics)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	project := ""
-	if jobs := inv.Jobs(); len(jobs) > 0 {
-		project = jobs[0].GCPProject
-	}
-	clients, err := gcp.Dial(ctx, gcp.Config{EmulatorHost: cfg.EmulatorHost, Project: project})
-	if err != nil {
-		return nil, err
-	}
-	return New(cfg, clients, store, inv, gcp.Config{EmulatorHost: cfg.EmulatorHost}.Clock())
+	return assemble(ctx, cfg, cl, store, inv, cfg.GCP.Clock(), log)
 }
 
-// Monitor handles one tick. The tick's content does not matter: every tick evaluates
-// everything up to now, so a redelivered or duplicated tick does nothing twice.
+// fromEnv builds the instance's Handler once, on the first tick.
+var fromEnv = sync.OnceValues(func() (*Handler, error) {
+	cfg, err := ConfigFromEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return New(context.Background(), cfg, logging.New(os.Stdout, "monitor", zerolog.InfoLevel))
+})
+
+// Monitor is the CloudEvent entry point: it acknowledges what succeeded or can never succeed
+// and returns the error of what may succeed on redelivery.
 func Monitor(ctx context.Context, e cloudevent.Event) error {
-	if _, err := event.Decode(e); err != nil {
-		log.Error().Err(err).Str("event_id", e.ID()).Msg("not a tick")
-		return event.Result(err)
-	}
-	h, err := handler()
+	h, err := fromEnv()
 	if err != nil {
-		log.Error().Err(err).Msg("monitor is not configured")
-		return event.Result(err)
+		return err // misconfigured: keep the tick until the function is fixed
 	}
-	st, err := h.tick(ctx)
-	ev := log.Info()
-	if err != nil {
-		ev = log.Error().Err(err)
-	}
-	ev.Str("event_id", e.ID()).Int("projects", st.Projects).Int("jobs", st.Jobs).Int("alerts", st.Alerts).Int("delivered", st.Delivered).Msg("tick")
-	return event.Result(err)
+	return event.Result(h.Handle(ctx, e))
 }
 
 // secretManager returns the Secret Manager reader for {secret_manager: …} references: an
 // authorised client in production, none with the emulator (there is no Secret Manager there).
 func secretManager(cfg Config) *notify.SecretManager {
-	if cfg.EmulatorHost != "" {
+	if cfg.GCP.EmulatorHost != "" {
 		return nil
 	}
 	return &notify.SecretManager{Client: lazyClient()}
@@ -124,14 +109,21 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// pubsubFor returns the Pub/Sub clients of pubsub channels: the dialled one for its project,
-// others built the same way.
-func pubsubFor(cfg Config, clients *gcp.Clients) func(project string) (*pubsub.Client, error) {
+// pubsubFor returns the Pub/Sub client of pubsub channels' projects, built once per project
+// (the functions publish nothing else, so New does not dial one).
+func pubsubFor(ctx context.Context, cfg Config) func(project string) (*pubsub.Client, error) {
+	built := map[string]*pubsub.Client{}
 	return func(project string) (*pubsub.Client, error) {
-		if clients != nil && clients.PubSub != nil && strings.EqualFold(clients.PubSub.Project(), project) {
-			return clients.PubSub, nil
+		if c, ok := built[project]; ok {
+			return c, nil
 		}
-		c := gcp.Config{EmulatorHost: cfg.EmulatorHost, Project: project}
-		return pubsub.NewClient(context.Background(), project, c.Options()...)
+		c := cfg.GCP
+		c.Project = project
+		cl, err := pubsub.NewClient(ctx, project, c.Options()...)
+		if err != nil {
+			return nil, fmt.Errorf("pubsub.NewClient %s: %w", project, err)
+		}
+		built[project] = cl
+		return cl, nil
 	}
 }

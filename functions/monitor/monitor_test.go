@@ -11,15 +11,17 @@ import (
 
 	"cloud.google.com/go/run/apiv2/runpb"
 	"github.com/google/go-cmp/cmp"
+	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/notify"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
 
-func TestConfigFromLookup(t *testing.T) {
+func TestConfigFromEnv(t *testing.T) {
 	base := map[string]string{state.EnvVar: "/tmp/state", platform.EnvInventory: "inventory.yml"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
@@ -43,7 +45,7 @@ func TestConfigFromLookup(t *testing.T) {
 		{name: "set", env: with(EnvIngestLag, "90s", EnvReAlert, "4h", EnvBlindAfter, "30m", EnvWorkers, "16", EnvChannels, "/etc/runway/channels.yml", "RUNWAY_EMULATOR_HOST", "127.0.0.1:8085"),
 			want: func(c Config) bool {
 				return c.IngestLag == 90*time.Second && c.ReAlert == 4*time.Hour && c.BlindAfter == 30*time.Minute && c.Workers == 16 &&
-					c.ChannelsPath == "/etc/runway/channels.yml" && c.EmulatorHost == "127.0.0.1:8085"
+					c.ChannelsPath == "/etc/runway/channels.yml" && c.GCP.EmulatorHost == "127.0.0.1:8085"
 			}},
 		{name: "bad duration", env: with(EnvIngestLag, "3"), wantErr: EnvIngestLag},
 		{name: "negative duration", env: with(EnvReAlert, "-1h"), wantErr: EnvReAlert},
@@ -53,7 +55,7 @@ func TestConfigFromLookup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := ConfigFromLookup(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			c, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
@@ -61,7 +63,7 @@ func TestConfigFromLookup(t *testing.T) {
 				return
 			}
 			if err != nil || !tt.want(c) {
-				t.Fatalf("ConfigFromLookup = %+v, %v", c, err)
+				t.Fatalf("ConfigFromEnv = %+v, %v", c, err)
 			}
 		})
 	}
@@ -167,7 +169,7 @@ func TestOutboxLease(t *testing.T) {
 	if _, err := r.store.Put(ctx, key, b, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Handle(ctx); err != nil {
+	if _, err := h.tick(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(r.channels["slack"].got); n != 0 {
@@ -177,7 +179,7 @@ func TestOutboxLease(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 3 { // three ticks race for the expired lease
 		wg.Go(func() {
-			if err := h.Handle(ctx); err != nil {
+			if _, err := h.tick(ctx); err != nil {
 				t.Error(err)
 			}
 		})
@@ -205,7 +207,7 @@ func TestTwoInstances(t *testing.T) {
 		}
 	}
 	h1.store = store
-	h2 := newHandler(h1.cfg, r.w, store, r.inv, h1.dispatcher, h1.platform, r.w.clock)
+	h2 := newHandler(h1.cfg, r.w, store, r.inv, h1.dispatcher, h1.platform, r.w.clock, zerolog.Nop())
 	h2.log = h1.log
 	ctx := context.Background()
 	for now := dec(5, 13, 50, 30); now.Before(dec(5, 16, 20, 0)); now = now.Add(3 * time.Minute) {
@@ -213,7 +215,7 @@ func TestTwoInstances(t *testing.T) {
 		var wg sync.WaitGroup
 		for _, h := range []*Handler{h1, h2} {
 			wg.Go(func() {
-				if err := h.Handle(ctx); err != nil {
+				if _, err := h.tick(ctx); err != nil {
 					t.Error(err)
 				}
 			})
@@ -236,9 +238,9 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// TestRegistered drives the function through the functions framework as Eventarc would. An
-// event that is not a Pub/Sub message is acknowledged (it can never be a tick); a tick on an
-// instance without configuration is refused with 500, for redelivery once it is configured.
+// TestRegistered drives the function through the functions framework as Eventarc would: on an
+// instance without configuration every event is refused with 500, for redelivery once it is
+// configured (as deploy and trigger do).
 func TestRegistered(t *testing.T) {
 	url := serve(t)
 	post := func(ceType string) int {
@@ -259,11 +261,20 @@ func TestRegistered(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := post("google.cloud.storage.object.v1.finalized"); code != http.StatusOK {
-		t.Errorf("not a tick: status %d, want 200 (acknowledged)", code)
-	}
 	t.Setenv(state.EnvVar, "")
 	if code := post("google.cloud.pubsub.topic.v1.messagePublished"); code != http.StatusInternalServerError {
 		t.Errorf("unconfigured: status %d, want 500", code)
+	}
+}
+
+// TestHandleAcknowledgesWhatIsNotATick: an event that is not a Pub/Sub message can never be a
+// tick, so it is refused permanently (acknowledged) before anything is read.
+func TestHandleAcknowledgesWhatIsNotATick(t *testing.T) {
+	h := newHandler(Config{}, nil, nil, nil, notify.NewDispatcher(nil), nil, time.Now, zerolog.Nop())
+	e := newEvent("1")
+	e.SetType("google.cloud.storage.object.v1.finalized")
+	err := h.Handle(context.Background(), e)
+	if err == nil || event.Result(err) != nil {
+		t.Errorf("Handle = %v (result %v), want a permanent error", err, event.Result(err))
 	}
 }

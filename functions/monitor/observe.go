@@ -243,7 +243,7 @@ func (h *Handler) observeSlots(ctx context.Context, st *detect.State, obs []dete
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(h.cfg.Workers)
 	for i := range obs {
-		slots := detect.Unserved(st, obs[i], t)
+		slots := detect.Unserved(st, obs[i], t, h.detectConfig())
 		if len(slots) == 0 {
 			continue
 		}

@@ -431,7 +431,7 @@ func (r *replay) handler(seed uint64, pdFail float64) *Handler {
 	d := notify.NewDispatcher(chs)
 	d.Sleep = func(context.Context, time.Duration) error { return nil }
 	cfg := Config{IngestLag: 3 * time.Minute, BlindAfter: 15 * time.Minute}
-	h := newHandler(cfg, r.w, r.store, r.inv, d, []string{"platform"}, r.w.clock)
+	h := newHandler(cfg, r.w, r.store, r.inv, d, []string{"platform"}, r.w.clock, zerolog.Nop())
 	h.log = zerolog.Nop()
 	return h
 }
@@ -480,9 +480,9 @@ func (r *replay) run(t *testing.T, h *Handler, cadence time.Duration, seed uint6
 	rng := rand.New(rand.NewPCG(seed, 11))
 	ctx := context.Background()
 	handle := func() {
-		if err := h.Handle(ctx); err != nil {
+		if _, err := h.tick(ctx); err != nil {
 			// A failed tick is redelivered by Pub/Sub; the next tick would do as well.
-			if err := h.Handle(ctx); err != nil && !strings.Contains(err.Error(), "502") {
+			if _, err := h.tick(ctx); err != nil && !strings.Contains(err.Error(), "502") {
 				t.Fatalf("tick at %s: %v", r.w.clock(), err)
 			}
 		}
@@ -558,7 +558,7 @@ func TestReplayCadences(t *testing.T) {
 	end := dec(6, 0, 0, 0)
 	for now := monthStart.Add(30 * time.Second); now.Before(end); now = now.Add(time.Duration(1+rng.IntN(13)) * time.Minute) {
 		r.w.setNow(now)
-		if err := h.Handle(ctx); err != nil {
+		if _, err := h.tick(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

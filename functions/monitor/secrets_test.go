@@ -140,7 +140,7 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 		"SLACK_URL": "http://" + closedAddr + "/services/T0RUNWAY/B0RUNWAY/" + slackToken, "HOOK_SECRET": hookSecret,
 		"PD_KEY": pdKey, "SMTP_PASSWORD": smtpPassword,
 	}
-	cfg, err := ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 	}
 
 	r := newReplay(t)
-	store, err := state.Open(cfg.StateURL)
+	store, err := state.Open(cfg.State)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,14 +159,13 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h, err := New(cfg, nil, store, r.inv, r.w.clock)
+	var logged bytes.Buffer
+	h, err := assemble(ctx, cfg, nil, store, r.inv, r.w.clock, logging.New(&logged, "monitor", zerolog.DebugLevel))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.cloud = r.w // the replay's Cloud Run and Cloud Monitoring
 	h.dispatcher.Sleep = func(context.Context, time.Duration) error { return nil }
-	var logged bytes.Buffer
-	h.log = logging.New(&logged, "monitor", zerolog.DebugLevel)
 
 	now := dec(3, 12, 0, 30)
 	r.w.setNow(now)
@@ -181,7 +180,7 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 	var tickErrs []string
 	for _, at := range []time.Time{now, now.Add(2 * time.Minute)} { // the delivery and its retry
 		r.w.setNow(at)
-		if err := h.Handle(ctx); err != nil {
+		if _, err := h.tick(ctx); err != nil {
 			tickErrs = append(tickErrs, err.Error())
 		}
 	}

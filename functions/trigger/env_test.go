@@ -24,6 +24,7 @@ import (
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -82,7 +83,7 @@ func (c *testClock) Advance(d time.Duration) {
 // env is an emulator, the official clients, a store directory, the inventory and a Handler.
 type env struct {
 	emu     *emulator.Emulator
-	cl      *gcp.Clients
+	cl      *allclients.Clients
 	store   *state.Dir
 	inv     *inventory.Inventory
 	invPath string
@@ -97,7 +98,7 @@ type env struct {
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
-	cl, err := gcp.Dial(context.Background(), emulatortest.Config(emu, testProject))
+	cl, err := allclients.Dial(context.Background(), emulatortest.Config(emu, testProject), gcp.All)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	c := &testClock{}
-	h := New(cl, store, inv, c.Now, zerolog.New(io.Discard)).WithTiming(testTiming)
+	h := newHandler(cl.Clients, store, inv, c.Now, zerolog.New(io.Discard)).WithTiming(testTiming)
 	h.leaseNow = c.Now
 	return &env{emu: emu, cl: cl, store: store, inv: inv, invPath: invPath, clock: c, h: h}
 }

@@ -78,10 +78,10 @@ func (t Timing) withDefaults() Timing {
 	return t
 }
 
-// New returns a Handler over the official clients, the store and the inventory. now is Google
-// Cloud's clock (time.Now in production, gcp.Config.Clock on the local platform); leases are
-// measured on time.Now.
-func New(cl *gcp.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
+// newHandler returns a Handler over the official clients, the store and the inventory. now is
+// Google Cloud's clock (time.Now in production, gcp.Config.Clock on the local platform); leases
+// are measured on time.Now.
+func newHandler(cl *gcp.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
 	return &Handler{jobs: cl.Jobs, execs: cl.Executions, store: store, inv: inv, now: now, leaseNow: time.Now, log: log, t: Timing{}.withDefaults()}
 }
 

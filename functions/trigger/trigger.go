@@ -45,34 +45,35 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	return platform.FunctionConfigFromEnv("trigger", lookup)
 }
 
-// FromConfig builds the Handler of cfg: it loads the inventory, opens the store and dials the
-// clients.
-func FromConfig(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
+// New builds the Handler of cfg: it loads the inventory, opens the store and dials the Cloud
+// Run jobs and executions clients, the only ones trigger calls.
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
 	inv, err := inventory.Open(ctx, cfg.Inventory, cfg.GCP)
 	if err != nil {
 		return nil, fmt.Errorf("trigger: %w", err)
 	}
 	store, err := state.Open(cfg.State)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("trigger: %w", err)
 	}
-	cl, err := gcp.Dial(ctx, cfg.GCP)
+	cl, err := gcp.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Executions)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("trigger: %w", err)
 	}
-	h := New(cl, store, inv, cfg.GCP.Clock(), log)
+	h := newHandler(cl, store, inv, cfg.GCP.Clock(), log)
 	if cfg.GCP.EmulatorHost != "" {
 		h = h.WithTiming(LocalTiming)
 	}
 	return h, nil
 }
 
+// fromEnv builds the instance's Handler once, on the first event.
 var fromEnv = sync.OnceValues(func() (*Handler, error) {
 	cfg, err := ConfigFromEnv(os.LookupEnv)
 	if err != nil {
 		return nil, err
 	}
-	return FromConfig(context.Background(), cfg, logging.New(os.Stdout, "trigger", zerolog.InfoLevel))
+	return New(context.Background(), cfg, logging.New(os.Stdout, "trigger", zerolog.InfoLevel))
 })
 
 // Trigger is the CloudEvent entry point: it acknowledges what succeeded or can never succeed

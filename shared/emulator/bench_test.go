@@ -12,12 +12,13 @@ import (
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 )
 
-func benchClients(b *testing.B) (*gcp.Clients, *runpb.Job) {
+func benchClients(b *testing.B) (*allclients.Clients, *runpb.Job) {
 	b.Helper()
 	e := emulatortest.Start(b, emulator.Options{OpDelay: time.Millisecond})
-	cl, err := gcp.Dial(context.Background(), emulatortest.Config(e, project))
+	cl, err := allclients.Dial(context.Background(), emulatortest.Config(e, project), gcp.All)
 	if err != nil {
 		b.Fatal(err)
 	}

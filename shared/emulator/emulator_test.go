@@ -27,6 +27,7 @@ import (
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/allclients"
 )
 
 const (
@@ -35,9 +36,9 @@ const (
 	parent   = "projects/" + project + "/locations/" + location
 )
 
-func dial(t *testing.T, e *emulator.Emulator) *gcp.Clients {
+func dial(t *testing.T, e *emulator.Emulator) *allclients.Clients {
 	t.Helper()
-	cl, err := gcp.Dial(context.Background(), emulatortest.Config(e, project))
+	cl, err := allclients.Dial(context.Background(), emulatortest.Config(e, project), gcp.All)
 	if err != nil {
 		t.Fatalf("gcp.Dial: %v", err)
 	}
@@ -51,7 +52,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func createJob(t *testing.T, cl *gcp.Clients, id string, command ...string) *runpb.Job {
+func createJob(t *testing.T, cl *allclients.Clients, id string, command ...string) *runpb.Job {
 	t.Helper()
 	ctx := ctxT(t)
 	op, err := cl.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: parent, JobId: id, Job: &runpb.Job{

@@ -1,6 +1,7 @@
 // Package gcp builds the official Google Cloud clients that every Runway Jobs function and
-// runwayctl use: Cloud Run Admin v2 (jobs, executions, tasks), Cloud Scheduler v1, Cloud
-// Monitoring v3 and Pub/Sub. In production they use Application Default Credentials; when
+// runwayctl use: Cloud Run Admin v2 (jobs, executions, tasks) and Cloud Scheduler v1, each only
+// when asked for (Cloud Monitoring v3 and Pub/Sub are in the package allclients, which the
+// deploy and trigger functions do not import). In production they use Application Default Credentials; when
 // RUNWAY_EMULATOR_HOST=host:port is set they talk to `runwayctl emulator` instead, without
 // authentication over plain-text gRPC. There is no other way to reach either world, so no code
 // path exists only for tests.
@@ -12,8 +13,6 @@ import (
 	"fmt"
 	"os"
 
-	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
-	"cloud.google.com/go/pubsub/v2"
 	run "cloud.google.com/go/run/apiv2"
 	scheduler "cloud.google.com/go/scheduler/apiv1"
 	"google.golang.org/api/option"
@@ -52,18 +51,41 @@ func (c Config) Options() []option.ClientOption {
 	}
 }
 
-// Clients holds one of each official client.
+// Service names one official client; Dial builds the ones its mask holds.
+type Service uint
+
+// The clients Dial and allclients.Dial build. Metrics and PubSub are built by allclients
+// only, so that a caller of gcp alone (the deploy and trigger functions) neither links nor
+// dials Cloud Monitoring and Pub/Sub.
+const (
+	Jobs Service = 1 << iota
+	Executions
+	Tasks
+	Scheduler
+	Metrics
+	PubSub
+
+	// Control is every client Dial builds: Cloud Run Admin and Cloud Scheduler.
+	Control = Jobs | Executions | Tasks | Scheduler
+	// All is every client allclients.Dial builds.
+	All = Control | Metrics | PubSub
+)
+
+// Clients holds the Cloud Run Admin and Cloud Scheduler clients that were asked for; the
+// others are nil.
 type Clients struct {
 	Jobs       *run.JobsClient
 	Executions *run.ExecutionsClient
 	Tasks      *run.TasksClient
 	Scheduler  *scheduler.CloudSchedulerClient
-	Metrics    *monitoring.MetricClient
-	PubSub     *pubsub.Client
 }
 
-// Dial builds every client. On error, the clients already built are closed.
-func Dial(ctx context.Context, c Config) (*Clients, error) {
+// Dial builds the clients of want (Metrics and PubSub are refused: allclients builds those).
+// On error, the clients already built are closed.
+func Dial(ctx context.Context, c Config, want Service) (*Clients, error) {
+	if want&^Control != 0 {
+		return nil, fmt.Errorf("gcp.Dial: services %b are not Cloud Run or Cloud Scheduler (use allclients.Dial)", want&^Control)
+	}
 	opts := c.Options()
 	cl := &Clients{}
 	var err error
@@ -71,30 +93,25 @@ func Dial(ctx context.Context, c Config) (*Clients, error) {
 		cl.Close()
 		return nil, fmt.Errorf("gcp.Dial %s: %w", name, e)
 	}
-	if cl.Jobs, err = run.NewJobsClient(ctx, opts...); err != nil {
-		return fail("run.NewJobsClient", err)
-	}
-	if cl.Executions, err = run.NewExecutionsClient(ctx, opts...); err != nil {
-		return fail("run.NewExecutionsClient", err)
-	}
-	if cl.Tasks, err = run.NewTasksClient(ctx, opts...); err != nil {
-		return fail("run.NewTasksClient", err)
-	}
-	if cl.Scheduler, err = scheduler.NewCloudSchedulerClient(ctx, opts...); err != nil {
-		return fail("scheduler.NewCloudSchedulerClient", err)
-	}
-	if cl.Metrics, err = monitoring.NewMetricClient(ctx, opts...); err != nil {
-		return fail("monitoring.NewMetricClient", err)
-	}
-	project := c.Project
-	if project == "" {
-		project = pubsub.DetectProjectID
-		if c.EmulatorHost != "" {
-			return fail("pubsub.NewClient", errors.New("a project is required with the emulator"))
+	if want&Jobs != 0 {
+		if cl.Jobs, err = run.NewJobsClient(ctx, opts...); err != nil {
+			return fail("run.NewJobsClient", err)
 		}
 	}
-	if cl.PubSub, err = pubsub.NewClient(ctx, project, opts...); err != nil {
-		return fail("pubsub.NewClient", err)
+	if want&Executions != 0 {
+		if cl.Executions, err = run.NewExecutionsClient(ctx, opts...); err != nil {
+			return fail("run.NewExecutionsClient", err)
+		}
+	}
+	if want&Tasks != 0 {
+		if cl.Tasks, err = run.NewTasksClient(ctx, opts...); err != nil {
+			return fail("run.NewTasksClient", err)
+		}
+	}
+	if want&Scheduler != 0 {
+		if cl.Scheduler, err = scheduler.NewCloudSchedulerClient(ctx, opts...); err != nil {
+			return fail("scheduler.NewCloudSchedulerClient", err)
+		}
 	}
 	return cl, nil
 }
@@ -102,30 +119,19 @@ func Dial(ctx context.Context, c Config) (*Clients, error) {
 // Close closes every client that was built.
 func (cl *Clients) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{cl.Jobs, cl.Executions, cl.Tasks, cl.Scheduler, cl.Metrics, cl.PubSub} {
-		if c != nil && !isNil(c) {
-			errs = append(errs, c.Close())
-		}
+	if cl.Jobs != nil {
+		errs = append(errs, cl.Jobs.Close())
+	}
+	if cl.Executions != nil {
+		errs = append(errs, cl.Executions.Close())
+	}
+	if cl.Tasks != nil {
+		errs = append(errs, cl.Tasks.Close())
+	}
+	if cl.Scheduler != nil {
+		errs = append(errs, cl.Scheduler.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func isNil(c interface{ Close() error }) bool {
-	switch v := c.(type) {
-	case *run.JobsClient:
-		return v == nil
-	case *run.ExecutionsClient:
-		return v == nil
-	case *run.TasksClient:
-		return v == nil
-	case *scheduler.CloudSchedulerClient:
-		return v == nil
-	case *monitoring.MetricClient:
-		return v == nil
-	case *pubsub.Client:
-		return v == nil
-	}
-	return false
 }
 
 // FromEnv is ConfigFromEnv with the process environment.

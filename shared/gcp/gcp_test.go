@@ -28,18 +28,38 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
-func TestDialEmulatorNeedsProject(t *testing.T) {
-	// Clients connect lazily, so dialing an address nobody listens on succeeds up to Pub/Sub,
-	// which needs a project with the emulator.
-	_, err := Dial(context.Background(), Config{EmulatorHost: "127.0.0.1:1"})
-	if err == nil {
-		t.Fatal("Dial without a project succeeded")
+func TestDialBuildsWhatIsAskedFor(t *testing.T) {
+	tests := []struct {
+		name    string
+		want    Service
+		wantErr bool
+		check   func(*Clients) bool
+	}{
+		{name: "jobs and scheduler", want: Jobs | Scheduler, check: func(c *Clients) bool {
+			return c.Jobs != nil && c.Scheduler != nil && c.Executions == nil && c.Tasks == nil
+		}},
+		{name: "control", want: Control, check: func(c *Clients) bool {
+			return c.Jobs != nil && c.Executions != nil && c.Tasks != nil && c.Scheduler != nil
+		}},
+		{name: "metrics refused", want: Jobs | Metrics, wantErr: true},
+		{name: "pubsub refused", want: PubSub, wantErr: true},
 	}
-	cl, err := Dial(context.Background(), Config{EmulatorHost: "127.0.0.1:1", Project: "p"})
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	if err := cl.Close(); err != nil {
-		t.Errorf("Close: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Clients connect lazily: dialing an address nobody listens on succeeds.
+			cl, err := Dial(context.Background(), Config{EmulatorHost: "127.0.0.1:1"}, tt.want)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Dial(%b) error = %v, want error %v", tt.want, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if !tt.check(cl) {
+				t.Errorf("Dial(%b) = %+v", tt.want, cl)
+			}
+			if err := cl.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
 	}
 }

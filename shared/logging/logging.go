@@ -4,6 +4,7 @@
 package logging
 
 import (
+	"bytes"
 	"io"
 	"time"
 
@@ -11,30 +12,51 @@ import (
 )
 
 // New returns a logger that writes Cloud Logging structured JSON lines to w, tagged with the
-// component (e.g. "deploy") and dropping events below level.
+// component (e.g. "deploy") and dropping events below level. The field names are set on this
+// logger alone: zerolog's package-level settings are left as they are.
 func New(w io.Writer, component string, level zerolog.Level) zerolog.Logger {
-	return zerolog.New(w).
+	return zerolog.New(levelless{w}).
 		Level(level).
-		Hook(severityHook{}).
+		Hook(cloudHook{now: time.Now}).
 		With().
-		Timestamp().
 		Str("component", component).
 		Logger()
 }
 
-func init() {
-	zerolog.MessageFieldName = "message"
-	zerolog.LevelFieldName = "" // replaced by "severity" below
-	zerolog.TimestampFieldName = "time"
-	zerolog.TimeFieldFormat = time.RFC3339Nano
+// cloudHook writes the Cloud Logging "time" (RFC 3339 with nanoseconds) and "severity" fields
+// of an event ("message" is zerolog's default name already).
+type cloudHook struct{ now func() time.Time }
+
+// Run adds the time and severity fields.
+func (h cloudHook) Run(e *zerolog.Event, level zerolog.Level, _ string) {
+	e.Str("time", h.now().UTC().Format(time.RFC3339Nano)).Str("severity", Severity(level))
 }
 
-// severityHook writes the Cloud Logging severity for zerolog's level.
-type severityHook struct{}
+// levelless drops the "level" field zerolog writes first in every event (severity replaces
+// it), so no process-wide zerolog.LevelFieldName needs changing.
+type levelless struct{ w io.Writer }
 
-// Run adds the severity field.
-func (severityHook) Run(e *zerolog.Event, level zerolog.Level, _ string) {
-	e.Str("severity", Severity(level))
+var levelPrefix = []byte(`{"` + zerolog.LevelFieldName + `":"`)
+
+// Write writes p without its leading level field, in one Write.
+func (l levelless) Write(p []byte) (int, error) {
+	if !bytes.HasPrefix(p, levelPrefix) {
+		return l.w.Write(p)
+	}
+	end := bytes.IndexByte(p[len(levelPrefix):], '"')
+	if end < 0 || bytes.IndexByte(p[len(levelPrefix):len(levelPrefix)+end], '\\') >= 0 {
+		return l.w.Write(p) // not a level name zerolog wrote
+	}
+	rest := p[len(levelPrefix)+end+1:]
+	if len(rest) > 0 && rest[0] == ',' {
+		rest = rest[1:]
+	}
+	b := make([]byte, 0, 1+len(rest))
+	b = append(append(b, '{'), rest...)
+	if _, err := l.w.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Severity maps a zerolog level to a Cloud Logging LogSeverity name.

@@ -3,6 +3,8 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"reflect"
 	"testing"
 	"time"
 
@@ -71,4 +73,50 @@ func TestForEvent(t *testing.T) {
 	if bytes.Contains(buf.Bytes(), []byte("logging.googleapis.com")) {
 		t.Errorf("empty trace and labels must be left out: %s", buf.String())
 	}
+}
+
+// TestProcessSettingsUntouched: New sets the Cloud Logging names on its own logger only, so
+// another zerolog logger in the process keeps zerolog's defaults.
+func TestProcessSettingsUntouched(t *testing.T) {
+	l := New(io.Discard, "deploy", zerolog.InfoLevel)
+	l.Info().Msg("x")
+	if zerolog.LevelFieldName != "level" || zerolog.TimestampFieldName != "time" || zerolog.TimeFieldFormat != time.RFC3339 {
+		t.Errorf("zerolog globals changed: level %q, time %q, format %q", zerolog.LevelFieldName, zerolog.TimestampFieldName, zerolog.TimeFieldFormat)
+	}
+	var buf bytes.Buffer
+	plain := zerolog.New(&buf)
+	plain.Info().Msg("plain")
+	if !bytes.Contains(buf.Bytes(), []byte(`"level":"info"`)) {
+		t.Errorf("a plain zerolog logger lost its level field: %s", buf.String())
+	}
+}
+
+// FuzzLevelless: dropping the level field keeps a JSON object a JSON object with every other
+// field.
+func FuzzLevelless(f *testing.F) {
+	f.Add([]byte(`{"level":"info","message":"x"}` + "\n"))
+	f.Add([]byte(`{"level":"warn"}`))
+	f.Add([]byte(`{"level":"a\"b","x":1}`))
+	f.Add([]byte(`{"level":"`))
+	f.Add([]byte(`{"message":"no level"}`))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var buf bytes.Buffer
+		n, err := levelless{&buf}.Write(p)
+		if err != nil || n != len(p) {
+			t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(p))
+		}
+		var in map[string]any
+		if json.Unmarshal(p, &in) != nil {
+			return
+		}
+		var out map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+			t.Fatalf("%q became %q, not JSON: %v", p, buf.Bytes(), err)
+		}
+		delete(in, "level")
+		delete(out, "level")
+		if !reflect.DeepEqual(in, out) {
+			t.Errorf("%q became %q", p, buf.Bytes())
+		}
+	})
 }

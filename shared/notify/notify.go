@@ -111,9 +111,6 @@ func NewDispatcher(channels map[string]Channel) *Dispatcher {
 	return &Dispatcher{channels: channels, Attempts: 3, Backoff: 500 * time.Millisecond, Sleep: sleep}
 }
 
-// Has reports whether a channel of that name exists.
-func (d *Dispatcher) Has(name string) bool { _, ok := d.channels[name]; return ok }
-
 // Deliver sends a to every named channel at once and returns, joined, the error of each that
 // did not take it after its retries, and the names of those channels (so the caller can try
 // them again later). An unknown name fails with ErrUnknownChannel, and is never worth retrying.

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	_ "time/tzdata" // zones must resolve on minimal images (Cloud Functions) that lack /usr/share/zoneinfo
 
@@ -54,10 +53,6 @@ var reference = time.Date(2024, time.January, 1, 0, 0, 0, 0, time.UTC)
 // maxProbes bounds Next's retries when robfig does not move forward (see Next).
 const maxProbes = 24 * 60
 
-// locations caches LoadLocation: time.LoadLocation reads and parses the zone file on every call,
-// which was a third of the time it takes to validate a manifest.
-var locations sync.Map // zone name -> *time.Location
-
 // LoadLocation returns the IANA time zone name ("" means Etc/UTC), as schedules read it. It
 // refuses "Local": time.LoadLocation("Local") is the machine's zone, and robfig treats
 // time.Local as "the zone of the time passed in"; neither is a schedule's zone (Kubernetes
@@ -66,9 +61,6 @@ func LoadLocation(name string) (*time.Location, error) {
 	if name == "" {
 		name = DefaultTimeZone
 	}
-	if loc, ok := locations.Load(name); ok {
-		return loc.(*time.Location), nil
-	}
 	if strings.EqualFold(name, "Local") {
 		return nil, fmt.Errorf("time zone %q is not allowed: name an IANA zone such as Europe/Berlin", name)
 	}
@@ -76,7 +68,6 @@ func LoadLocation(name string) (*time.Location, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unknown time zone %q (want an IANA name such as Etc/UTC or Europe/Berlin)", name)
 	}
-	locations.Store(name, loc)
 	return loc, nil
 }
 

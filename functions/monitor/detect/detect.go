@@ -17,25 +17,50 @@ import (
 // maxSlotsPerTick bounds the slots one evaluation checks per job (a minutely job over a day).
 const maxSlotsPerTick = 24 * 60
 
-// schedules caches parsed schedules: a tick over 10,000 jobs parses the same few hundred
-// expressions again and again. The cache is pure memoization.
-var schedules sync.Map // expr + "\x00" + tz -> *schedule.Schedule or error
+// Schedules caches parsed schedules: a tick over 10,000 jobs parses the same few hundred
+// expressions again and again. It holds at most max entries (it starts over when full) and is
+// safe for concurrent use; the zero value caches nothing.
+type Schedules struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]parsed // expr + "\x00" + tz
+}
 
-func parseSchedule(expr, tz string) (*schedule.Schedule, error) {
+type parsed struct {
+	s   *schedule.Schedule
+	err error
+}
+
+// NewSchedules returns a cache of at most max parsed schedules.
+func NewSchedules(max int) *Schedules { return &Schedules{max: max} }
+
+// parse returns schedule.Parse(expr, tz), from the cache when it holds it. A nil c parses.
+func (c *Schedules) parse(expr, tz string) (*schedule.Schedule, error) {
+	if c == nil || c.max <= 0 {
+		return schedule.Parse(expr, tz)
+	}
 	k := expr + "\x00" + tz
-	if v, ok := schedules.Load(k); ok {
-		if err, bad := v.(error); bad {
-			return nil, err
-		}
-		return v.(*schedule.Schedule), nil
+	c.mu.Lock()
+	p, ok := c.m[k]
+	c.mu.Unlock()
+	if ok {
+		return p.s, p.err
 	}
 	s, err := schedule.Parse(expr, tz)
-	if err != nil {
-		schedules.Store(k, err)
-		return nil, err
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[string]parsed, min(c.max, 1024))
 	}
-	schedules.Store(k, s)
-	return s, nil
+	c.m[k] = parsed{s, err}
+	c.mu.Unlock()
+	return s, err
+}
+
+// len is the number of schedules held.
+func (c *Schedules) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
 }
 
 // prepare returns the job's state for this evaluation, as a copy: a new state for a job seen
@@ -90,7 +115,7 @@ func slotsChecked(j Job) bool {
 
 // dueSlots returns the slots after js.SlotsFrom whose deadline (slot + expected runtime +
 // grace) is at or before t, and the first slot after them (to cache as js.NextSlot).
-func dueSlots(js *JobState, j Job, t time.Time) (due []time.Time, next time.Time) {
+func dueSlots(js *JobState, j Job, t time.Time, cache *Schedules) (due []time.Time, next time.Time) {
 	if !slotsChecked(j) {
 		return nil, time.Time{}
 	}
@@ -98,7 +123,7 @@ func dueSlots(js *JobState, j Job, t time.Time) (due []time.Time, next time.Time
 	if !js.NextSlot.IsZero() && js.NextSlot.After(last) {
 		return nil, js.NextSlot // nothing due: no need to ask the schedule
 	}
-	sched, err := parseSchedule(j.Settings.Schedule, j.Settings.TimeZone)
+	sched, err := cache.parse(j.Settings.Schedule, j.Settings.TimeZone)
 	if err != nil {
 		return nil, time.Time{}
 	}
@@ -161,7 +186,7 @@ func runStart(r Run) time.Time {
 
 // Unserved returns the slots due by t that no known execution serves: the monitor reads the
 // trigger's records of these before Evaluate (obs.Executions as read this tick).
-func Unserved(st *State, obs Observation, t time.Time) []time.Time {
+func Unserved(st *State, obs Observation, t time.Time, cfg Config) []time.Time {
 	j := obs.Job
 	if !j.Settings.Monitoring.Enabled {
 		return nil
@@ -169,7 +194,7 @@ func Unserved(st *State, obs Observation, t time.Time) []time.Time {
 	js := prepare(st.Jobs[j.Key.String()], j, st.Watermark)
 	served := servedBy(obs, t)
 	var out []time.Time
-	due, _ := dueSlots(js, j, t)
+	due, _ := dueSlots(js, j, t, cfg.Schedules)
 	for _, s := range due {
 		if !js.served(s) && !served[s.Unix()] {
 			out = append(out, s)
@@ -234,73 +259,107 @@ func Evaluate(st *State, obs []Observation, t time.Time, cfg Config) (*State, []
 	return ns, alerts
 }
 
+// evalJob evaluates one job's window (js.EvaluatedTo, t] in four steps: the events of its
+// executions, the events of its slots, all of them applied in time order (with the re-alerts
+// due between them), and what to remember of the executions for the next tick.
 func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Alert {
-	j := o.Job
-	s := j.Settings
-	from := js.EvaluatedTo
-	deadline := ExpectedRuntime(s) + s.Monitoring.Grace
-	hung := ExpectedRuntime(s) >= maxRuntime(s)
-	var events []event
+	w := windowOf(js, o.Job, t)
+	served := servedBy(*o, t)
+	events := executionEvents(js, o, w)
+	events = append(events, slotEvents(js, o, w, served, cfg)...)
+	sortEvents(events)
+	alerts := applyEvents(js, o.Job, events, t, cfg)
+	remember(js, o, t, served)
+	return alerts
+}
 
+// window is what one job's evaluation judges runs by.
+type window struct {
+	from, to time.Time     // the window evaluated: (from, to]
+	deadline time.Duration // expected runtime plus grace: a run older than this is late
+	hung     bool          // late means hung: the expected runtime is the maximum
+}
+
+func windowOf(js *JobState, j Job, t time.Time) window {
+	s := j.Settings
+	return window{
+		from: js.EvaluatedTo, to: t,
+		deadline: ExpectedRuntime(s) + s.Monitoring.Grace,
+		hung:     ExpectedRuntime(s) >= maxRuntime(s),
+	}
+}
+
+// executionEvents returns the events of the job's runs: the completions in the window and the
+// runs past their deadline by w.to (late or hung, once per run). Without executions read this
+// tick, the runs remembered from earlier ticks are judged.
+func executionEvents(js *JobState, o *Observation, w window) []event {
+	var events []event
 	late := func(name string, start time.Time, x *Execution) {
 		if slices.Contains(js.LateAlerted, name) {
 			return
 		}
 		kind := notify.KindLate
-		if hung {
+		if w.hung {
 			kind = notify.KindHung
 		}
-		events = append(events, event{at: start.Add(deadline), kind: kind, exec: x})
+		events = append(events, event{at: start.Add(w.deadline), kind: kind, exec: x})
 	}
-	// running reports whether an execution was running at instant at.
-	var running func(at time.Time) bool
-	if o.Read {
-		for i := range o.Executions {
-			x := &o.Executions[i]
-			if x.Created.After(t) {
-				continue // did not exist yet at t
-			}
-			done := !x.Completed.IsZero() && !x.Completed.After(t)
-			if done && x.Completed.After(from) {
-				events = append(events, event{at: x.Completed, result: x.Result, exec: x})
-			}
-			if end := x.start().Add(deadline); !end.After(t) && (!done || x.Completed.After(end) && x.Completed.After(from)) {
-				late(x.Name, x.start(), x)
-			}
-		}
-		running = func(at time.Time) bool {
-			for _, x := range o.Executions {
-				if !x.Created.After(at) && (x.Completed.IsZero() || x.Completed.After(at)) {
-					return true
-				}
-			}
-			return false
-		}
-	} else {
+	if !o.Read {
 		for name, r := range js.Running {
-			if !runStart(r).Add(deadline).After(t) {
+			if !runStart(r).Add(w.deadline).After(w.to) {
 				late(name, runStart(r), &Execution{Name: name, Created: r.Created, Started: r.Started, LogURI: r.LogURI})
 			}
 		}
-		running = func(at time.Time) bool {
-			for _, r := range js.Running {
-				if !r.Created.After(at) {
-					return true
-				}
-			}
-			return false
+		return events
+	}
+	for i := range o.Executions {
+		x := &o.Executions[i]
+		if x.Created.After(w.to) {
+			continue // did not exist yet at t
+		}
+		done := !x.Completed.IsZero() && !x.Completed.After(w.to)
+		if done && x.Completed.After(w.from) {
+			events = append(events, event{at: x.Completed, result: x.Result, exec: x})
+		}
+		if end := x.start().Add(w.deadline); !end.After(w.to) && (!done || x.Completed.After(end) && x.Completed.After(w.from)) {
+			late(x.Name, x.start(), x)
 		}
 	}
+	return events
+}
 
-	served := servedBy(*o, t)
-	due, next := dueSlots(js, j, t)
+// runningAt reports whether a run of the job was going at instant at: one of the executions
+// read this tick or, without those, one remembered from an earlier tick.
+func runningAt(js *JobState, o *Observation, at time.Time) bool {
+	if o.Read {
+		for _, x := range o.Executions {
+			if !x.Created.After(at) && (x.Completed.IsZero() || x.Completed.After(at)) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range js.Running {
+		if !r.Created.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
+// slotEvents returns the events of the slots due by w.to that no run serves: missed or
+// skipped, as the trigger's records say. It moves js.SlotsFrom past the slots judged and sets
+// js.NextSlot.
+func slotEvents(js *JobState, o *Observation, w window, served map[int64]bool, cfg Config) []event {
+	var events []event
+	due, next := dueSlots(js, o.Job, w.to, cfg.Schedules)
 	js.NextSlot = next
 	for _, slot := range due {
 		js.SlotsFrom = slot
 		if js.served(slot) || served[slot.Unix()] {
 			continue
 		}
-		at := slot.Add(deadline)
+		at := slot.Add(w.deadline)
 		rec := o.Slots[slot.Unix()]
 		switch {
 		case rec.Found && (rec.Outcome == platform.RunStarted || rec.Outcome == platform.RunClaimed):
@@ -309,22 +368,31 @@ func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Ale
 			events = append(events, event{at: at, kind: notify.KindSkipped, slot: slot, reason: rec.Reason})
 		case rec.Found:
 			events = append(events, event{at: at, kind: notify.KindMissed, slot: slot, reason: cmp.Or(rec.Reason, "the trigger did not run it ("+rec.Outcome+")")})
-		case running(at):
+		case runningAt(js, o, at):
 			// another run was still going: Forbid would skip this slot, and that run is
 			// judged late or hung on its own
 		default:
 			events = append(events, event{at: at, kind: notify.KindMissed, slot: slot})
 		}
 	}
+	return events
+}
 
+// sortEvents puts events in time order (then by execution name), so that the same alerts are
+// decided however the time is cut into ticks.
+func sortEvents(events []event) {
 	slices.SortStableFunc(events, func(a, b event) int {
 		if c := a.at.Compare(b.at); c != 0 {
 			return c
 		}
 		return strings.Compare(nameOf(a.exec), nameOf(b.exec))
 	})
-	// Re-alerts are events too: one per interval the incident stays open, dated, so that the
-	// same ones are sent however the time is cut into ticks.
+}
+
+// applyEvents applies the sorted events to js and returns the alerts they decide. Re-alerts
+// are events too: one per interval the incident stays open, dated, so that the same ones are
+// sent however the time is cut into ticks.
+func applyEvents(js *JobState, j Job, events []event, t time.Time, cfg Config) []notify.Alert {
 	var alerts []notify.Alert
 	realerts := func(until time.Time) {
 		for inc := js.Incident; inc != nil && cfg.ReAlert > 0 && !inc.LastAlert.Add(cfg.ReAlert).After(until); {
@@ -339,8 +407,13 @@ func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Ale
 		}
 	}
 	realerts(t)
+	return alerts
+}
 
-	// Remember the executions as of t.
+// remember ends the evaluation at t: when executions were read, it keeps those still running,
+// the latest execution and the slots they served, for the next tick; and it forgets the late
+// alerts of runs that ended.
+func remember(js *JobState, o *Observation, t time.Time, served map[int64]bool) {
 	if o.Read {
 		js.Running = nil
 		for _, x := range o.Executions {
@@ -358,7 +431,7 @@ func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Ale
 		}
 		js.ReadAt = t
 		js.LatestName, js.LatestDone = "", false
-		if l := j.Latest; l != nil && !l.Created.After(t) {
+		if l := o.Job.Latest; l != nil && !l.Created.After(t) {
 			js.LatestName = l.Name
 			js.LatestDone = !l.Completed.IsZero() && !l.Completed.After(t)
 		}
@@ -374,7 +447,6 @@ func evalJob(js *JobState, o *Observation, t time.Time, cfg Config) []notify.Ale
 	}
 	js.pruneServed()
 	js.EvaluatedTo = t
-	return alerts
 }
 
 func nameOf(x *Execution) string {

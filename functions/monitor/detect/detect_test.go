@@ -257,12 +257,12 @@ func TestScheduleChangeRebasesSlots(t *testing.T) {
 	j2 := j
 	j2.Settings, j2.UpdateTime = s2, at("4:10")
 	// Under the old schedule, slots 1:00 to 3:00 were due; the deploy at 4:10 moved them.
-	got := Unserved(st, Observation{Job: j2, Read: true}, at("6:00"))
+	got := Unserved(st, Observation{Job: j2, Read: true}, at("6:00"), Config{})
 	want := []time.Time{at("4:30"), at("5:30")} // not 1:00 to 4:00: the deploy at 4:10 moved the slots
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("unserved after the deploy (-want +got):\n%s", d)
 	}
-	got = Unserved(st, Observation{Job: j, Read: true}, at("3:20"))
+	got = Unserved(st, Observation{Job: j, Read: true}, at("3:20"), Config{Schedules: NewSchedules(8)})
 	if d := cmp.Diff([]time.Time{at("1:00"), at("2:00"), at("3:00")}, got); d != "" {
 		t.Errorf("unserved before (-want +got):\n%s", d)
 	}
@@ -368,5 +368,37 @@ func TestAlertTexts(t *testing.T) {
 		Execution: x2.Name, Since: x1.Completed, LogURL: x2.LogURI, Owner: "dbre", Team: "infra", Time: x2.Completed}
 	if d := cmp.Diff(want, a); d != "" {
 		t.Errorf("alert (-want +got):\n%s", d)
+	}
+}
+
+func TestSchedulesBounded(t *testing.T) {
+	tests := []struct {
+		name    string
+		max     int
+		exprs   int
+		wantLen int
+	}{
+		{name: "under the bound", max: 8, exprs: 5, wantLen: 5},
+		{name: "starts over when full", max: 4, exprs: 6, wantLen: 2},
+		{name: "zero value caches nothing", max: 0, exprs: 3, wantLen: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewSchedules(tt.max)
+			for i := range tt.exprs {
+				for range 2 { // the second parse is a hit
+					s, err := c.parse(fmt.Sprintf("%d * * * *", i), "Europe/Berlin")
+					if err != nil || s == nil {
+						t.Fatalf("parse %d: %v, %v", i, s, err)
+					}
+				}
+			}
+			if got := c.len(); got != tt.wantLen {
+				t.Errorf("len = %d, want %d", got, tt.wantLen)
+			}
+			if _, err := c.parse("61 * * * *", ""); err == nil {
+				t.Error("a bad schedule parsed")
+			}
+		})
 	}
 }

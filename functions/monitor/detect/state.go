@@ -218,6 +218,8 @@ type Config struct {
 	BlindAfter time.Duration
 	// FirstRead is how far back the first read of a job's executions goes (default 7 days).
 	FirstRead time.Duration
+	// Schedules caches the parsed schedules (nil: parse each time).
+	Schedules *Schedules
 }
 
 func (c Config) flakyEvery() time.Duration { return cmpOr(c.FlakyEvery, 24*time.Hour) }
