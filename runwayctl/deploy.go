@@ -361,7 +361,9 @@ func plan(ctx context.Context, cl *allclients.Clients, t *deployTarget, now time
 	if err != nil {
 		return nil, fmt.Errorf("deploy would refuse it: %w", err)
 	}
+	// Cloud Run's answer follows the home job's line, the first of the plan.
 	lines := p.Lines()
+	head, rest := lines[:1:1], lines[1:]
 	for _, s := range p.Steps {
 		var err error
 		switch s.Action {
@@ -369,18 +371,18 @@ func plan(ctx context.Context, cl *allclients.Clients, t *deployTarget, now time
 			j := proto.Clone(p.Want.Job).(*runpb.Job)
 			j.Name = ""
 			_, err = cl.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + p.Want.Project + "/locations/" + p.Want.Region, JobId: p.Want.Workload, Job: j, ValidateOnly: true})
-			lines, err = serverCheck(lines, err, "Cloud Run refuses the job")
+			head, err = serverCheck(head, err, "Cloud Run refuses the job")
 		case desired.UpdateJob:
 			j := proto.Clone(p.Want.Job).(*runpb.Job)
 			j.Etag = s.Etag
 			_, err = cl.Jobs.UpdateJob(ctx, &runpb.UpdateJobRequest{Job: j, ValidateOnly: true})
-			lines, err = serverCheck(lines, err, "Cloud Run refuses the update")
+			head, err = serverCheck(head, err, "Cloud Run refuses the update")
 		}
 		if err != nil {
-			return lines, err
+			return append(head, rest...), err
 		}
 	}
-	return lines, nil
+	return append(head, rest...), nil
 }
 
 // serverCheck reads the answer to a validate_only call. CI identities may not write jobs (only
