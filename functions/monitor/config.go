@@ -54,10 +54,9 @@ type Config struct {
 // ConfigFromEnv reads the Config through lookup (os.LookupEnv in production; tests pass a
 // map's lookup).
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
-	fc, err := platform.FunctionConfigFromEnv("monitor", lookup)
-	if err != nil {
-		return Config{}, err
-	}
+	// A missing common setting is reported after every other setting is read, so that a
+	// recording lookup (infra's drift test) learns them all.
+	fc, fcErr := platform.FunctionConfigFromEnv("monitor", lookup)
 	get := func(k string) string { v, _ := lookup(k); return v }
 	c := Config{
 		FunctionConfig: fc,
@@ -85,6 +84,9 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s=%q: want a number from 1 to 256", EnvWorkers, v)
 		}
 		c.Workers = n
+	}
+	if fcErr != nil {
+		return Config{}, fcErr
 	}
 	return c.withDefaults(), nil
 }
