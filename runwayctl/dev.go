@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -89,45 +91,102 @@ type devFunction struct {
 	done         chan struct{} // closed when the process has exited
 }
 
-func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now func() time.Time) (err error) {
+// runDev starts the local platform (see newDevCmd) and serves until ctx ends or a function
+// exits.
+func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now func() time.Time) error {
 	start := time.Now()
 	inv, err := inventory.Load(o.inventory)
 	if err != nil {
 		return err
 	}
-	invPath, _ := filepath.Abs(o.inventory)
-	data := o.data
+	jobs := inv.Jobs()
+	if len(jobs) == 0 {
+		return fmt.Errorf("%s lists no job workloads", o.inventory)
+	}
+	p := &devPlatform{}
+	defer p.close()
+	if p.invPath, err = filepath.Abs(o.inventory); err != nil {
+		return err
+	}
+	if err := p.makeDirs(o.data); err != nil {
+		return err
+	}
+	if err := p.startEmulator(ctx, o, now); err != nil {
+		return err
+	}
+	if p.cl, err = allclients.Dial(ctx, gcp.Config{EmulatorHost: p.emu.Addr(), Project: jobs[0].GCPProject}, gcp.All); err != nil {
+		return err
+	}
+	if err := p.startSink(stdout, devChannelNames(inv, o.examples)); err != nil {
+		return err
+	}
+	if err := p.startFunctions(ctx, o.functions); err != nil {
+		return err
+	}
+	if err := p.wire(ctx, jobs); err != nil {
+		return err
+	}
+	if err := p.createTick(ctx); err != nil {
+		return err
+	}
+	deployed, err := deployExamples(ctx, stderr, p.cl, inv, o.examples, p.stateDir)
+	if err != nil {
+		return err
+	}
+	p.banner(stdout, time.Since(start), deployed)
+	select {
+	case <-ctx.Done():
+	case err := <-exited(p.fns):
+		return err
+	}
+	fmt.Fprintln(stderr, "stopping")
+	return nil
+}
+
+// devPlatform is what runDev starts, in order; close stops it in reverse.
+type devPlatform struct {
+	data, stateDir, logDir, execLogs, invPath string
+	removeData                                bool // data is a temporary directory
+
+	emu  *emulator.Emulator
+	cl   *allclients.Clients
+	sink *alertSink
+	fns  []*devFunction // the processes started
+	env  []string       // the functions' environment
+}
+
+// makeDirs creates the state and log directories under data (a temporary directory if empty).
+func (p *devPlatform) makeDirs(data string) error {
+	var err error
 	if data == "" {
 		if data, err = os.MkdirTemp("", "runway-dev-"); err != nil {
 			return err
 		}
-		defer os.RemoveAll(data)
+		p.data, p.removeData = data, true
 	}
-	if data, err = filepath.Abs(data); err != nil {
+	abs, err := filepath.Abs(data)
+	if err != nil {
 		return err
 	}
-	stateDir, logDir := filepath.Join(data, "state"), filepath.Join(data, "logs")
-	for _, d := range []string{stateDir, logDir} {
+	p.data = abs
+	p.stateDir, p.logDir = filepath.Join(p.data, "state"), filepath.Join(p.data, "logs")
+	p.execLogs = filepath.Join(p.logDir, "executions")
+	for _, d := range []string{p.stateDir, p.logDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	if _, err := state.NewDir(stateDir); err != nil {
-		return err
-	}
-	bins := o.functions
-	if bins == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		bins = filepath.Dir(exe)
-	}
+	_, err = state.NewDir(p.stateDir)
+	return err
+}
 
-	opts := emulator.Options{Addr: o.addr, OpDelay: o.opDelay, LogDir: filepath.Join(logDir, "executions")}
+// startEmulator starts the emulator, on a manual clock with --manual-clock.
+func (p *devPlatform) startEmulator(ctx context.Context, o devOptions, now func() time.Time) error {
+	opts := emulator.Options{Addr: o.addr, OpDelay: o.opDelay, LogDir: p.execLogs}
 	if o.manual {
 		t := now()
 		if o.start != "" {
+			var err error
 			if t, err = time.Parse(time.RFC3339, o.start); err != nil {
 				return fmt.Errorf("--start %q: want an RFC3339 time", o.start)
 			}
@@ -138,78 +197,80 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	if err != nil {
 		return err
 	}
-	defer emu.Close()
-	env := []string{
+	p.emu = emu
+	p.env = []string{
 		gcp.EmulatorHostEnv + "=" + emu.Addr(),
-		state.EnvVar + "=" + stateDir,
-		platform.EnvInventory + "=" + invPath,
+		state.EnvVar + "=" + p.stateDir,
+		platform.EnvInventory + "=" + p.invPath,
 	}
+	return nil
+}
 
-	jobs := inv.Jobs()
-	if len(jobs) == 0 {
-		return fmt.Errorf("%s lists no job workloads", o.inventory)
-	}
-	cl, err := allclients.Dial(ctx, gcp.Config{EmulatorHost: emu.Addr(), Project: jobs[0].GCPProject}, gcp.All)
+// startSink starts the alert sink: every channel the inventory and the examples name is a
+// signed webhook to it, so alerts are printed here and kept in alerts.jsonl.
+func (p *devPlatform) startSink(stdout io.Writer, channels []string) error {
+	sink, err := startAlertSink(stdout, filepath.Join(p.data, "alerts.jsonl"))
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-
-	// The alert sink: every channel the inventory and the examples name is a signed webhook to
-	// it, so alerts are printed here and kept in alerts.jsonl.
-	sink, err := startAlertSink(stdout, filepath.Join(data, "alerts.jsonl"))
-	if err != nil {
+	p.sink = sink
+	channelsFile := filepath.Join(p.data, "channels.yml")
+	if err := writeDevChannels(channelsFile, sink, channels); err != nil {
 		return err
 	}
-	defer sink.close()
-	channelsFile := filepath.Join(data, "channels.yml")
-	if err := writeDevChannels(channelsFile, sink, devChannelNames(inv, o.examples)); err != nil {
-		return err
-	}
-	env = append(env, "RUNWAY_CHANNELS="+channelsFile, devSinkSecretEnv+"="+sink.secret, "RUNWAY_MONITOR_INGEST_LAG=30s")
+	p.env = append(p.env, "RUNWAY_CHANNELS="+channelsFile, devSinkSecretEnv+"="+sink.secret, "RUNWAY_MONITOR_INGEST_LAG=30s")
+	return nil
+}
 
-	fns := []*devFunction{{name: "deploy", target: "Deploy"}, {name: "trigger", target: "Trigger"}, {name: "monitor", target: "Monitor"}}
-	var running []*devFunction
-	defer func() {
-		for _, f := range running {
-			f.stop()
+// startFunctions starts the deploy, trigger and monitor binaries of dir (default: the
+// directory of runwayctl itself), each its own process.
+func (p *devPlatform) startFunctions(ctx context.Context, dir string) error {
+	if dir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
 		}
-	}()
-	for _, f := range fns {
-		bin := filepath.Join(bins, f.name)
+		dir = filepath.Dir(exe)
+	}
+	for _, f := range []*devFunction{{name: "deploy", target: "Deploy"}, {name: "trigger", target: "Trigger"}, {name: "monitor", target: "Monitor"}} {
+		bin := filepath.Join(dir, f.name)
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("function %s: %w (build it with 'make dev', or pass --functions DIR)", f.name, err)
 		}
-		if err := f.startProcess(ctx, bin, env, logDir); err != nil {
+		if err := f.startProcess(ctx, bin, p.env, p.logDir); err != nil {
 			return err
 		}
-		running = append(running, f)
+		p.fns = append(p.fns, f)
 	}
-	deploy, trigger := fns[0], fns[1]
+	return nil
+}
 
-	// Eventarc triggers: one push subscription per topic and function.
+// wire creates the Eventarc triggers: one push subscription per topic and function.
+func (p *devPlatform) wire(ctx context.Context, jobs []inventory.Workload) error {
+	deploy, trigger, monitor := p.fns[0], p.fns[1], p.fns[2]
 	projects := map[string]bool{}
 	for _, w := range jobs {
-		if err := wire(ctx, cl, w.GCPProject, platform.DeployTopic(w.Name), deploy); err != nil {
+		if err := wire(ctx, p.cl, w.GCPProject, platform.DeployTopic(w.Name), deploy); err != nil {
 			return err
 		}
-		if err := wire(ctx, cl, w.GCPProject, platform.TriggerTopic(w.Name), trigger); err != nil {
+		if err := wire(ctx, p.cl, w.GCPProject, platform.TriggerTopic(w.Name), trigger); err != nil {
 			return err
 		}
 		if !projects[w.GCPProject] {
 			projects[w.GCPProject] = true
-			if err := wire(ctx, cl, w.GCPProject, platform.ArtifactTopic, deploy); err != nil {
+			if err := wire(ctx, p.cl, w.GCPProject, platform.ArtifactTopic, deploy); err != nil {
 				return err
 			}
 		}
 	}
+	return wire(ctx, p.cl, devPlatformProject, platform.MonitorTickTopic, monitor)
+}
 
-	// The monitor's tick: Cloud Scheduler, every minute, on the platform project's topic.
-	if err := wire(ctx, cl, devPlatformProject, platform.MonitorTickTopic, fns[2]); err != nil {
-		return err
-	}
+// createTick creates the monitor's tick: Cloud Scheduler, every minute, on the platform
+// project's topic.
+func (p *devPlatform) createTick(ctx context.Context) error {
 	tick := platform.JobName(devPlatformProject, devPlatformRegion, "runway-monitor-tick")
-	if _, err := cl.Scheduler.CreateJob(ctx, &schedulerpb.CreateJobRequest{
+	if _, err := p.cl.Scheduler.CreateJob(ctx, &schedulerpb.CreateJobRequest{
 		Parent: "projects/" + devPlatformProject + "/locations/" + devPlatformRegion,
 		Job: &schedulerpb.Job{Name: tick, Schedule: "* * * * *", Description: "Runway Jobs monitor tick",
 			Target: &schedulerpb.Job_PubsubTarget{PubsubTarget: &schedulerpb.PubsubTarget{
@@ -217,39 +278,50 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	}); err != nil && status.Code(err) != codes.AlreadyExists {
 		return fmt.Errorf("create the monitor tick %s: %w", tick, err)
 	}
+	return nil
+}
 
-	deployed, err := deployExamples(ctx, stderr, cl, inv, o.examples, stateDir)
-	if err != nil {
-		return err
-	}
-
-	fmt.Fprintf(stdout, "Runway Jobs is running locally (ready in %s).\n\n", time.Since(start).Round(10*time.Millisecond))
-	fmt.Fprintf(stdout, "  emulator   %s   (Cloud Run, Cloud Scheduler, Monitoring, Pub/Sub)\n", emu.Addr())
-	for _, f := range fns {
+// banner prints what runs where and the commands to try next.
+func (p *devPlatform) banner(stdout io.Writer, ready time.Duration, deployed []string) {
+	addr := p.emu.Addr()
+	fmt.Fprintf(stdout, "Runway Jobs is running locally (ready in %s).\n\n", ready.Round(10*time.Millisecond))
+	fmt.Fprintf(stdout, "  emulator   %s   (Cloud Run, Cloud Scheduler, Monitoring, Pub/Sub)\n", addr)
+	for _, f := range p.fns {
 		fmt.Fprintf(stdout, "  %-10s %s   log %s\n", f.name, f.url, f.log)
 	}
-	fmt.Fprintf(stdout, "  alerts     %s   (every channel; also printed here)\n", sink.file)
-	fmt.Fprintf(stdout, "  state      %s\n", stateDir)
-	fmt.Fprintf(stdout, "  executions %s\n\n", opts.LogDir)
+	fmt.Fprintf(stdout, "  alerts     %s   (every channel; also printed here)\n", p.sink.file)
+	fmt.Fprintf(stdout, "  state      %s\n", p.stateDir)
+	fmt.Fprintf(stdout, "  executions %s\n\n", p.execLogs)
 	for _, line := range deployed {
 		fmt.Fprintf(stdout, "  %s\n", line)
 	}
 	fmt.Fprintf(stdout, "\nIn another terminal:\n\n  export %s=%s %s=%s %s=%s\n",
-		gcp.EmulatorHostEnv, emu.Addr(), state.EnvVar, stateDir, platform.EnvInventory, invPath)
+		gcp.EmulatorHostEnv, addr, state.EnvVar, p.stateDir, platform.EnvInventory, p.invPath)
 	fmt.Fprintf(stdout, "  bin/runwayctl status                                  # every workload, its next run and last result\n")
 	fmt.Fprintf(stdout, "  bin/runwayctl run hello-runway --env GREETING=hi --wait   # an on-demand run\n")
 	fmt.Fprintf(stdout, "  bin/runwayctl logs hello-runway                       # its output\n")
 	fmt.Fprintf(stdout, "  bin/runwayctl plan examples/hello/.runway/runway.yml  # what a deploy would change\n")
 	fmt.Fprintf(stdout, "\nAlerts (failed, missed, late runs, recoveries) are printed here as they come. Ctrl-C stops everything.\n")
-	fmt.Fprintf(stdout, "runway dev ready: %s=%s %s=%s %s=%s\n", gcp.EmulatorHostEnv, emu.Addr(), state.EnvVar, stateDir, platform.EnvInventory, invPath)
+	fmt.Fprintf(stdout, "runway dev ready: %s=%s %s=%s %s=%s\n", gcp.EmulatorHostEnv, addr, state.EnvVar, p.stateDir, platform.EnvInventory, p.invPath)
+}
 
-	select {
-	case <-ctx.Done():
-	case err := <-exited(running):
-		return err
+// close stops what was started, in reverse order.
+func (p *devPlatform) close() {
+	for _, f := range p.fns {
+		f.stop()
 	}
-	fmt.Fprintln(stderr, "stopping")
-	return nil
+	if p.sink != nil {
+		p.sink.close()
+	}
+	if p.cl != nil {
+		p.cl.Close()
+	}
+	if p.emu != nil {
+		p.emu.Close()
+	}
+	if p.removeData {
+		os.RemoveAll(p.data)
+	}
 }
 
 // startProcess runs the function binary as Cloud Functions does (PORT, FUNCTION_TARGET), in its
@@ -347,6 +419,9 @@ func deployExamples(ctx context.Context, progress io.Writer, cl *allclients.Clie
 	if err != nil {
 		return nil, err
 	}
+	// The workloads of inv, told apart from runwayctl's own environment (no CI variables).
+	env := newCmdEnv(io.Discard, progress, func(string) string { return "" }, time.Now)
+	env.inventory = inv
 	type pending struct{ workload, id string }
 	var sent []pending
 	var lines []string
@@ -356,30 +431,18 @@ func deployExamples(ctx context.Context, progress io.Writer, cl *allclients.Clie
 			return nil, err
 		}
 		for _, file := range files {
-			job, err := manifest.Load(file)
+			// The manifest with its overlay, bound to its workload, as runwayctl deploy reads it.
+			t, err := loadDeployTarget(ctx, env, file, deployFlags{})
+			var exit exitError
+			if errors.As(err, &exit) {
+				fmt.Fprintf(progress, "skipping %s: %v\n", file, cmp.Or(exit.err, errors.New("the problems above")))
+				continue
+			}
 			if err != nil {
-				fmt.Fprintf(progress, "skipping %s: %v\n", file, err)
-				continue
-			}
-			w, ok := inv.Lookup(job.Metadata.Name)
-			if !ok || w.Type != inventory.Job {
-				continue
-			}
-			req := platform.DeployRequest{RequestID: fmt.Sprintf("dev-%s-%d", w.Name, time.Now().UnixNano()), Workload: w.Name}
-			base, overlay := file, ""
-			if filepath.Base(filepath.Dir(filepath.Dir(file))) == ".runway" {
-				base, overlay = filepath.Join(filepath.Dir(filepath.Dir(file)), "runway.yml"), file
-			}
-			if req.Manifest, err = readManifestFile(base); err != nil {
 				return nil, err
 			}
-			if overlay != "" {
-				o, err := readManifestFile(overlay)
-				if err != nil {
-					return nil, err
-				}
-				req.Overlay = &o
-			}
+			job, w, req := t.job, t.workload, t.request
+			req.RequestID = fmt.Sprintf("dev-%s-%d", w.Name, time.Now().UnixNano())
 			if job.Spec.Image == "" {
 				// Local mode pulls no image: any reference inside the workload's repository will do.
 				req.Image = w.ArtifactRepository + "/" + w.Name + ":local"
