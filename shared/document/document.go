@@ -2,7 +2,10 @@
 // plain JSON-like values while remembering where every key and value came from, so that every
 // problem found later (by the JSON Schema or by Go checks) is reported as FILE:LINE:COL.
 //
-// It is called by the manifest and inventory packages; nothing else should need it.
+// It is called by the manifest and inventory packages. Its bounds on untrusted bytes (Scan for
+// YAML, ScanJSON for JSON) are also called by every other decoder of tenant input: the channel
+// configuration, the CloudEvent envelope, deploy and run requests, Artifact Registry
+// notifications.
 package document
 
 import (
