@@ -215,7 +215,7 @@ func (h *Handler) execute(ctx context.Context, want *desired.State, s desired.St
 	case desired.DeleteStrayJob:
 		return h.deleteJob(ctx, s.Name, s.Etag)
 	}
-	return event.Permanent(fmt.Errorf("deploy: plan step %q is not implemented", s.Change()))
+	return event.Permanent(fmt.Errorf("deploy: unknown plan step %q (a desired.Plan this deploy cannot execute)", s.Change()))
 }
 
 func (h *Handler) createJob(ctx context.Context, want *desired.State) error {
