@@ -700,6 +700,11 @@ func TestCIExamplePipeline(t *testing.T) {
 			continue // the project's own jobs (build)
 		}
 		ran = append(ran, name)
+		// GitLab's executors replace a non-shell entrypoint only when told to.
+		img, _ := j["image"].(map[string]any)
+		if ep, _ := img["entrypoint"].([]any); img["name"] == nil || len(ep) != 1 || ep[0] != "" {
+			t.Errorf("%s: image %v, want {name: …, entrypoint: [\"\"]}", name, j["image"])
+		}
 		w, ok := wants[name]
 		if !ok {
 			t.Errorf("unexpected Runway job %q", name)

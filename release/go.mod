@@ -2,7 +2,10 @@ module runwayjobs.dev/release
 
 go 1.26.0
 
-require github.com/google/go-containerregistry v0.22.1
+require (
+	github.com/google/go-containerregistry v0.22.1
+	github.com/ulikunitz/xz v0.5.17
+)
 
 require (
 	cloud.google.com/go/compute/metadata v0.10.0 // indirect

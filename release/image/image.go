@@ -1,6 +1,6 @@
 // Package image builds the runwayctl container image without a Docker daemon or a base image:
-// runwayctl cross-compiled statically for each platform, one layer per platform on an empty
-// base, an OCI image index over them, written as an OCI image layout tarball or pushed to a
+// runwayctl cross-compiled statically for each platform and a static busybox for the shell
+// GitLab's executors need (busybox.go), one layer per platform on an empty base, an OCI image index over them, written as an OCI image layout tarball or pushed to a
 // registry. Every input is fixed by the source tree and the Meta (no clock, no host path, no
 // file order), so two builds of one commit have the same digest.
 package image
@@ -91,6 +91,10 @@ type Options struct {
 	Platforms []Platform // default Platforms
 	Go        string     // the go command; default "go"
 	Log       io.Writer  // progress; default discard
+	// CacheDir keeps the fetched busybox packages (default the user cache dir's
+	// runwayjobs/debian; "-" for none).
+	CacheDir string
+	Getenv   func(string) string // RUNWAY_DEBIAN_MIRROR; default os.Getenv
 }
 
 // Build cross-compiles runwayctl for each platform and returns the image index over one image
@@ -102,6 +106,17 @@ func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	switch o.CacheDir {
+	case "":
+		if dir, err := os.UserCacheDir(); err == nil {
+			o.CacheDir = filepath.Join(dir, "runwayjobs", "debian")
+		}
+	case "-":
+		o.CacheDir = ""
 	}
 	platforms := o.Platforms
 	if len(platforms) == 0 {
@@ -118,10 +133,14 @@ func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
 
 	// The platforms compile concurrently: each go build is parallel, but its link is not.
 	bins := make([][]byte, len(platforms))
+	shells := make([]Busybox, len(platforms))
 	errs := make([]error, len(platforms))
 	var wg sync.WaitGroup
 	for i, p := range platforms {
 		wg.Go(func() {
+			if shells[i], errs[i] = FetchBusybox(ctx, p.Arch, o.CacheDir, o.Getenv); errs[i] != nil {
+				return
+			}
 			bins[i], errs[i] = compile(ctx, o, p, filepath.Join(tmp, "runwayctl-"+p.OS+"-"+p.Arch))
 		})
 	}
@@ -132,7 +151,7 @@ func Build(ctx context.Context, o Options) (v1.ImageIndex, error) {
 		if errs[i] != nil {
 			return nil, errs[i]
 		}
-		img, err := platformImage(o.Meta, p, bins[i])
+		img, err := platformImage(o.Meta, p, Entries(bins[i], shells[i]))
 		if err != nil {
 			return nil, fmt.Errorf("build image %s: %w", p, err)
 		}
@@ -176,15 +195,23 @@ type Entry struct {
 	Name     string // without a leading /; directories end in /
 	Mode     int64  // permission bits (and sticky)
 	UID, GID int
-	Body     []byte // nil for directories
+	Body     []byte // nil for directories and links
+	Link     string // a symbolic link's target, relative to the link's directory
 }
 
 // Entries returns the layer's files, parents before children: the filesystem of the image.
-func Entries(binary []byte) []Entry {
-	return []Entry{
+func Entries(binary []byte, shell Busybox) []Entry {
+	es := []Entry{
+		{Name: "bin/", Mode: 0o755},
+		{Name: "bin/busybox", Mode: 0o755, Body: shell.Binary},
+	}
+	for _, a := range Applets {
+		es = append(es, Entry{Name: "bin/" + a, Mode: 0o777, Link: "busybox"})
+	}
+	return append(es, []Entry{
 		{Name: "etc/", Mode: 0o755},
 		{Name: "etc/group", Mode: 0o644, Body: []byte("root:x:0:\nnonroot:x:65532:\n")},
-		{Name: "etc/passwd", Mode: 0o644, Body: []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")},
+		{Name: "etc/passwd", Mode: 0o644, Body: []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/bin/sh\n")},
 		{Name: "home/", Mode: 0o755},
 		{Name: Home + "/", Mode: 0o700, UID: UID, GID: UID},
 		{Name: "tmp/", Mode: 0o1777},
@@ -192,7 +219,11 @@ func Entries(binary []byte) []Entry {
 		{Name: "usr/local/", Mode: 0o755},
 		{Name: "usr/local/bin/", Mode: 0o755},
 		{Name: BinaryPath, Mode: 0o755, Body: binary},
-	}
+		{Name: "usr/share/", Mode: 0o755},
+		{Name: "usr/share/doc/", Mode: 0o755},
+		{Name: "usr/share/doc/busybox-static/", Mode: 0o755},
+		{Name: "usr/share/doc/busybox-static/copyright", Mode: 0o644, Body: shell.Copyright},
+	}...)
 }
 
 // layerTar writes the entries as an uncompressed tar, every header fixed (mtime, owners, format).
@@ -201,9 +232,12 @@ func layerTar(entries []Entry, mtime time.Time) ([]byte, error) {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.Name, Mode: e.Mode, Uid: e.UID, Gid: e.GID, ModTime: mtime, Format: tar.FormatPAX}
-		if strings.HasSuffix(e.Name, "/") {
+		switch {
+		case strings.HasSuffix(e.Name, "/"):
 			h.Typeflag = tar.TypeDir
-		} else {
+		case e.Link != "":
+			h.Typeflag, h.Linkname = tar.TypeSymlink, e.Link
+		default:
 			h.Typeflag = tar.TypeReg
 			h.Size = int64(len(e.Body))
 		}
@@ -221,9 +255,9 @@ func layerTar(entries []Entry, mtime time.Time) ([]byte, error) {
 }
 
 // platformImage is the image of one platform: an empty base, one layer, the config.
-func platformImage(m Meta, p Platform, binary []byte) (v1.Image, error) {
+func platformImage(m Meta, p Platform, entries []Entry) (v1.Image, error) {
 	created := m.Created.UTC().Truncate(time.Second)
-	raw, err := layerTar(Entries(binary), created)
+	raw, err := layerTar(entries, created)
 	if err != nil {
 		return nil, err
 	}

@@ -18,8 +18,10 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -263,7 +265,7 @@ func checkImage(t *testing.T, img v1.Image, p v1.Platform, meta Meta) {
 		t.Errorf("created %s, want %s", cf.Created.Time, meta.Created)
 	}
 	hs, bin := layerFiles(t, img)
-	want := Entries(nil)
+	want := Entries(nil, Busybox{})
 	if len(hs) != len(want) {
 		var names []string
 		for _, h := range hs {
@@ -274,8 +276,14 @@ func checkImage(t *testing.T, img v1.Image, p v1.Platform, meta Meta) {
 	for i, h := range hs {
 		w := want[i]
 		typ := byte(tar.TypeReg)
-		if strings.HasSuffix(w.Name, "/") {
+		switch {
+		case strings.HasSuffix(w.Name, "/"):
 			typ = tar.TypeDir
+		case w.Link != "":
+			typ = tar.TypeSymlink
+		}
+		if h.Linkname != w.Link {
+			t.Errorf("layer entry %s: link %q, want %q", h.Name, h.Linkname, w.Link)
 		}
 		if h.Name != w.Name || h.Typeflag != typ || h.Mode != w.Mode || h.Uid != w.UID || h.Gid != w.GID || !h.ModTime.Equal(meta.Created) {
 			t.Errorf("layer entry %d: %s type %c mode %o owner %d:%d mtime %s; want %s %c %o %d:%d %s",
@@ -286,6 +294,9 @@ func checkImage(t *testing.T, img v1.Image, p v1.Platform, meta Meta) {
 		}
 	}
 	checkBinary(t, bin, p, meta)
+	if p.Architecture == runtime.GOARCH && runtime.GOOS == "linux" {
+		checkShell(t, img, meta)
+	}
 }
 
 // checkBinary: a static Linux executable of the platform, built as the image promises; the
@@ -391,5 +402,116 @@ func TestPush(t *testing.T) {
 	}
 	if _, err := Push(context.Background(), idx, repo, []string{"bad tag"}); err == nil || !strings.Contains(err.Error(), "bad tag") {
 		t.Errorf("Push with tag %q: %v, want an error naming it", "bad tag", err)
+	}
+}
+
+// gitlabDetectShell is the script GitLab Runner's Docker and Kubernetes executors run with
+// `sh -c` to find the job's shell (gitlab-runner shells/bash.go), the job script on its stdin.
+const gitlabDetectShell = `if [ -x /usr/local/bin/bash ]; then
+	exec /usr/local/bin/bash $@
+elif [ -x /usr/bin/bash ]; then
+	exec /usr/bin/bash $@
+elif [ -x /bin/bash ]; then
+	exec /bin/bash $@
+elif [ -x /usr/local/bin/sh ]; then
+	exec /usr/local/bin/sh $@
+elif [ -x /usr/bin/sh ]; then
+	exec /usr/bin/sh $@
+elif [ -x /bin/sh ]; then
+	exec /bin/sh $@
+elif [ -x /busybox/sh ]; then
+	exec /busybox/sh $@
+else
+	echo shell not found
+	exit 1
+fi
+`
+
+// jobScript has the shapes of a runner-generated job script: pipefail, ANSI-C quoted eval of
+// the user's lines, the applets before_script lines use, and runwayctl on PATH.
+const jobScript = `set -eo pipefail
+set +o noclobber
+: | eval $'echo "$ runwayctl version"\nrunwayctl version\n'
+mkdir -p "$HOME/work" && cd "$HOME/work"
+printf '%s\n' "arg one" "arg two" > args.txt
+test "$(wc -l < args.txt | tr -d ' ')" = 2
+grep -q 'arg two' args.txt && echo "user $(id -u) in $(pwd)"
+`
+
+// checkShell unpacks the image and runs a GitLab job in it: the runner's shell detection with
+// sh -c, the job script on stdin, as the image's user, chrooted into the image when this test
+// may chroot (as root, or in a user namespace), else with the image's paths relative.
+func checkShell(t *testing.T, img v1.Image, meta Meta) {
+	root := t.TempDir()
+	unpackLayer(t, img, root)
+	cmd := exec.Command("/bin/sh", "-c", gitlabDetectShell)
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/" + Home}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: UID, Gid: UID}
+	} else {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: UID, HostID: os.Geteuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: UID, HostID: os.Getegid(), Size: 1}}
+	}
+	cmd.Stdin = strings.NewReader(jobScript)
+	out, err := cmd.CombinedOutput()
+	if errors.Is(err, syscall.EPERM) {
+		t.Logf("cannot chroot here (%v): running the image's shell with relative paths", err)
+		script := strings.ReplaceAll(gitlabDetectShell, " /", " "+root+"/")
+		cmd = exec.Command(filepath.Join(root, "bin/sh"), "-c", script)
+		cmd.Env = []string{"PATH=" + root + "/usr/local/bin:" + root + "/bin", "HOME=" + filepath.Join(root, Home)}
+		cmd.Stdin = strings.NewReader(jobScript)
+		out, err = cmd.CombinedOutput()
+	}
+	if err != nil {
+		t.Fatalf("a GitLab job in the image: %v\n%s", err, out)
+	}
+	for _, w := range []string{"$ runwayctl version", meta.Version, meta.Commit, "user " + strconv.Itoa(UID)} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("a GitLab job in the image printed %q, want it to contain %q", out, w)
+		}
+	}
+}
+
+// unpackLayer writes the image's one layer into dir: directories, files and symbolic links.
+func unpackLayer(t *testing.T, img v1.Image, dir string) {
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers %d (%v), want 1", len(layers), err)
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o777)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			var b []byte
+			if b, err = io.ReadAll(tr); err == nil {
+				err = os.WriteFile(p, b, os.FileMode(h.Mode))
+			}
+		}
+		if err == nil && os.Geteuid() == 0 {
+			err = os.Lchown(p, h.Uid, h.Gid)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
