@@ -7,6 +7,8 @@ FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s
 PACKAGES  := $(foreach m,$(MODULES),./$(m)/...)
+# The functions' tests run once, from their vendored copies (make functions), not here too.
+TESTPACKAGES := $(foreach m,$(filter-out functions/%,$(MODULES)),./$(m)/...)
 
 # One compilation per package and configuration. -trimpath drops each package's directory
 # from its build-cache key, so the functions' vendored copies (scripts/check-function) reuse
@@ -37,9 +39,12 @@ image:
 	@mkdir -p bin
 	cd release && $(GO) run ./cmd/image -repo .. -o ../bin/runwayctl.oci.tar
 
-## test: gofmt, go vet, the image, go test -race over every module (release/image checks
-## bin/runwayctl.oci.tar), then each function on its own.
-test: fmt vet image gotest functions
+## test: gofmt, then go vet beside the image, then go test -race over every module
+## (release/image checks bin/runwayctl.oci.tar) beside each function tested on its own.
+## Each pair runs concurrently: one fills the cores while the other links or waits.
+test: fmt
+	@$(MAKE) --no-print-directory -j2 vet image
+	@$(MAKE) --no-print-directory -j2 gotest functions
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -52,11 +57,13 @@ vet:
 # -ldflags=-w: no DWARF in the test binaries, which links each of them in a third of the time
 # (stack traces keep their files and lines).
 gotest:
-	RUNWAY_IMAGE_TAR=$(CURDIR)/bin/runwayctl.oci.tar $(GO) test -race -count=1 -ldflags=-w $(PACKAGES)
+	RUNWAY_IMAGE_TAR=$(CURDIR)/bin/runwayctl.oci.tar $(GO) test -race -count=1 -ldflags=-w $(TESTPACKAGES)
 
-## functions: each function folder vendored and copied alone, then tested (GOWORK=off) and built there.
+## functions: each function folder vendored and copied alone, then tested (GOWORK=off, -race)
+## and built there; the three concurrently, each one's output printed whole when it ends.
 functions:
-	@for f in $(FUNCTIONS); do scripts/check-function functions/$$f; done
+	@mkdir -p bin; pids=(); for f in $(FUNCTIONS); do scripts/check-function functions/$$f > bin/check-$$f.log 2>&1 & pids+=($$!); done; \
+	rc=0; i=0; for f in $(FUNCTIONS); do wait $${pids[$$i]} || { rc=1; echo "FAIL functions/$$f"; }; cat bin/check-$$f.log; i=$$((i+1)); done; exit $$rc
 
 ## bench: every benchmark, 6 runs each, for benchstat.
 bench:
