@@ -760,7 +760,7 @@ func TestCIExamplePipeline(t *testing.T) {
 	// The migrate-schema job's arguments reach runwayctl one per line, the job's own
 	// before_script kept and the credentials step still run.
 	calls := runJob(t, p, "migrate-schema")
-	wantCall := []string{"run", "topology-migrate", "--inventory", "/etc/runway/inventory.yml", "--reason", "migrate-schema in https://gitlab.example.com/p/-/pipelines/1234",
+	wantCall := []string{"run", "topology-migrate", "--inventory", "gs://gitlab-runway-platform-runway-jobs-state/runway/inventory.yml", "--reason", "migrate-schema in https://gitlab.example.com/p/-/pipelines/1234",
 		"--env", "DRY_RUN=0", "--env", "TARGET_VERSION=42", "--args", "migrate", "--args", "up", "--args", "--lock-timeout=30s", "--timeout", "30m", "--wait"}
 	if len(calls) != 1 || !slices.Equal(calls[0], wantCall) {
 		t.Errorf("migrate-schema calls %q, want %q", calls, wantCall)
