@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"runwayjobs.dev/shared/document"
+	"runwayjobs.dev/shared/gcp/runcontract"
 	"runwayjobs.dev/shared/schedule"
 )
 
@@ -182,9 +183,6 @@ var (
 	secretLike = regexp.MustCompile(`(?i)(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY|CREDENTIALS)$`)
 )
 
-// reservedEnv are names Cloud Run sets itself (or refuses), and the platform's own prefixes.
-var reservedEnv = map[string]bool{"PORT": true, "K_SERVICE": true, "K_REVISION": true, "K_CONFIGURATION": true}
-
 // EnvNameProblem says why name can't be set on a job's container, or "" if it can.
 func EnvNameProblem(name string) string {
 	switch {
@@ -192,7 +190,7 @@ func EnvNameProblem(name string) string {
 		return fmt.Sprintf("%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", name)
 	case strings.HasPrefix(name, "CLOUD_RUN_"), strings.HasPrefix(name, "RUNWAY_"):
 		return fmt.Sprintf("%q is reserved: CLOUD_RUN_* and RUNWAY_* are set by the platform", name)
-	case reservedEnv[name]:
+	case runcontract.IsReservedEnv(name):
 		return fmt.Sprintf("%q is reserved by Cloud Run", name)
 	}
 	return ""

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"runwayjobs.dev/shared/document"
+	"runwayjobs.dev/shared/gcp/runcontract"
 	"runwayjobs.dev/shared/manifest"
 )
 
@@ -21,7 +22,7 @@ import (
 const (
 	MaxTaskCount   = 10000 // Cloud Run: tasks per execution
 	MaxEnv         = 100   // environment overrides per request
-	MaxEnvValue    = 32 << 10
+	MaxEnvValue    = runcontract.MaxEnvValueBytes // Cloud Run: bytes of a variable's value
 	MaxArgs        = 256
 	MaxArg         = 4 << 10
 	MaxOverrides   = 64 << 10 // bytes of args and env together

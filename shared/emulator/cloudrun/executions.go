@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"runwayjobs.dev/shared/gcp/runcontract"
 )
 
 // maxLocalParallelism bounds the tasks one execution runs at once when parallelism is 0.
@@ -137,6 +139,9 @@ func applyOverrides(tmpl *runpb.TaskTemplate, ov *runpb.RunJobRequest_Overrides)
 			c.Args = append([]string(nil), co.GetArgs()...)
 		}
 		c.Env = mergeEnv(c.Env, co.GetEnv())
+	}
+	if len(c.Env) > runcontract.MaxEnvVars {
+		return nil, badRequest("overrides.container_overrides", fmt.Sprintf("the job's and the overrides' environment variables are %d together; a container can have at most %d.", len(c.Env), runcontract.MaxEnvVars))
 	}
 	if ov.GetTimeout() != nil {
 		if err := checkTimeout("overrides.timeout", ov.GetTimeout()); err != nil {

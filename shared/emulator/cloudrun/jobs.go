@@ -74,15 +74,6 @@ func checkTaskCount(field string, n int32) error {
 	return nil
 }
 
-func checkEnv(field string, env []*runpb.EnvVar) error {
-	for i, e := range env {
-		if e.GetName() == "" || strings.Contains(e.GetName(), "=") {
-			return status.Errorf(codes.InvalidArgument, "%s[%d].name %q is invalid", field, i, e.GetName())
-		}
-	}
-	return nil
-}
-
 // normalizeJob validates a job as Cloud Run does and returns a copy with the template defaults
 // applied (task_count 1, max_retries 3, timeout 600 s).
 func normalizeJob(in *runpb.Job) (*runpb.Job, error) {
@@ -90,10 +81,7 @@ func normalizeJob(in *runpb.Job) (*runpb.Job, error) {
 		return nil, status.Error(codes.InvalidArgument, "job is required")
 	}
 	j := proto.Clone(in).(*runpb.Job)
-	if err := checkReserved("labels", j.Labels); err != nil {
-		return nil, err
-	}
-	if err := checkReserved("annotations", j.Annotations); err != nil {
+	if err := checkMetadata("", j.Labels, j.Annotations); err != nil {
 		return nil, err
 	}
 	if j.CreateExecution != nil {
@@ -103,10 +91,7 @@ func normalizeJob(in *runpb.Job) (*runpb.Job, error) {
 	if et == nil || et.Template == nil {
 		return nil, status.Error(codes.InvalidArgument, "template.template is required")
 	}
-	if err := checkReserved("template.labels", et.Labels); err != nil {
-		return nil, err
-	}
-	if err := checkReserved("template.annotations", et.Annotations); err != nil {
+	if err := checkMetadata("template.", et.Labels, et.Annotations); err != nil {
 		return nil, err
 	}
 	if err := checkTaskCount("template.task_count", et.TaskCount); err != nil {
@@ -126,7 +111,7 @@ func normalizeJob(in *runpb.Job) (*runpb.Job, error) {
 	if c.GetImage() == "" {
 		return nil, status.Error(codes.InvalidArgument, "template.template.containers[0].image is required")
 	}
-	if err := checkEnv("template.template.containers[0].env", c.Env); err != nil {
+	if err := checkContainer("template.template.containers[0]", c); err != nil {
 		return nil, err
 	}
 	if r, ok := tt.Retries.(*runpb.TaskTemplate_MaxRetries); ok {
