@@ -20,8 +20,8 @@ import (
 // Bounds of a run request. Cloud Run's own limits (task_count, timeout) come first; the others
 // keep a request far below Pub/Sub's and Cloud Run's request sizes and keep records readable.
 const (
-	MaxTaskCount   = 10000 // Cloud Run: tasks per execution
-	MaxEnv         = 100   // environment overrides per request
+	MaxTaskCount   = 10000                        // Cloud Run: tasks per execution
+	MaxEnv         = 100                          // environment overrides per request
 	MaxEnvValue    = runcontract.MaxEnvValueBytes // Cloud Run: bytes of a variable's value
 	MaxArgs        = 256
 	MaxArg         = 4 << 10
