@@ -2,7 +2,8 @@
 // clock that tests (and `runwayctl emulator --manual-clock`) move forward, so that a month of
 // Cloud Scheduler slots can be replayed in seconds. Services that act on time (the scheduler
 // firing slots, monitoring stamping points) register with OnAdvance to catch up synchronously
-// when a manual clock jumps.
+// when a manual clock jumps; those that wait for a time (Cloud Run's task timeouts) take a
+// NewTimer, which a manual clock fires when a jump reaches it.
 package clock
 
 import (
@@ -48,7 +49,14 @@ type ManualClock struct {
 	now       time.Time
 	listeners []func(time.Time)
 	wakers    []func() (time.Time, bool)
+	timers    []*manualTimer
 	advancing sync.Mutex // serialises jumps so listeners see times in order
+}
+
+// manualTimer is a Timer of a ManualClock.
+type manualTimer struct {
+	at time.Time
+	c  chan time.Time
 }
 
 // NewManual returns a manual clock reading start.
@@ -100,7 +108,13 @@ func (m *ManualClock) Advance(d time.Duration) time.Time {
 			}
 		}
 		m.mu.Lock()
+		for _, t := range m.timers {
+			if t.at.After(now) && t.at.Before(stop) {
+				stop = t.at
+			}
+		}
 		m.now = stop
+		m.fireTimers()
 		listeners := append([]func(time.Time){}, m.listeners...)
 		m.mu.Unlock()
 		for _, fn := range listeners {
@@ -115,4 +129,58 @@ func (m *ManualClock) Advance(d time.Duration) time.Time {
 // Set moves the clock to t if t is later than its time, and runs the listeners.
 func (m *ManualClock) Set(t time.Time) time.Time {
 	return m.Advance(t.Sub(m.Now()))
+}
+
+// Timer fires once, on C, when its clock reaches a deadline.
+type Timer struct {
+	// C receives the clock's time when the timer fires.
+	C    <-chan time.Time
+	stop func() bool
+}
+
+// Stop prevents the timer from firing. It reports whether it did (false: it had fired).
+func (t *Timer) Stop() bool { return t.stop() }
+
+// NewTimer returns a timer that fires after d of c's time. On a *ManualClock it fires when a
+// jump reaches its deadline (the jump stops there, as it does at a wake time, so what the timer
+// starts sees the clock at the deadline); on any other clock it is a real timer.
+func NewTimer(c Clock, d time.Duration) *Timer {
+	if m, ok := c.(*ManualClock); ok {
+		return m.newTimer(d)
+	}
+	t := time.NewTimer(d)
+	return &Timer{C: t.C, stop: t.Stop}
+}
+
+func (m *ManualClock) newTimer(d time.Duration) *Timer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t := &manualTimer{at: m.now.Add(d), c: make(chan time.Time, 1)}
+	m.timers = append(m.timers, t)
+	m.fireTimers()
+	return &Timer{C: t.c, stop: func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for i, x := range m.timers {
+			if x == t {
+				m.timers = append(m.timers[:i], m.timers[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}}
+}
+
+// fireTimers fires and forgets the timers whose deadline has come. m.mu held.
+func (m *ManualClock) fireTimers() {
+	kept := m.timers[:0]
+	for _, t := range m.timers {
+		if t.at.After(m.now) {
+			kept = append(kept, t)
+			continue
+		}
+		t.c <- m.now // buffered, fired once
+	}
+	clear(m.timers[len(kept):])
+	m.timers = kept
 }

@@ -93,6 +93,7 @@ import (
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/fault"
 	"runwayjobs.dev/shared/emulator/iam"
+	"runwayjobs.dev/shared/gcp/runcontract"
 )
 
 // Recorder receives job metrics as Cloud Monitoring would count them (monitoring.Store
@@ -119,6 +120,9 @@ type Options struct {
 	LogDir string
 	// MaxLogBytes bounds the output kept per attempt (default 1 MiB).
 	MaxLogBytes int64
+	// TermGrace is how long an attempt that timed out or was cancelled has, after SIGTERM,
+	// before SIGKILL (default runcontract.TerminationGrace, Cloud Run's 10 s).
+	TermGrace time.Duration
 	// BaseURL returns "http://host:port" of the emulator, for log_uri (nil: log_uri is a path).
 	BaseURL func() string
 	// Faults, if not nil, is checked on the HTTP routes.
@@ -156,6 +160,9 @@ func New(opts Options) *Service {
 	}
 	if opts.MaxLogBytes <= 0 {
 		opts.MaxLogBytes = 1 << 20
+	}
+	if opts.TermGrace <= 0 {
+		opts.TermGrace = runcontract.TerminationGrace
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{

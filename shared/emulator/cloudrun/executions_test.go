@@ -228,8 +228,8 @@ func TestTimeoutKillsProcessGroup(t *testing.T) {
 		t.Errorf("the execution took %v; the timeout is 1s", took)
 	}
 	tk := e.listTasks(t, x.Name)[0]
-	if r := tk.LastAttemptResult; r.GetStatus().GetCode() != int32(codes.DeadlineExceeded) || r.GetTermSignal() != int32(syscall.SIGKILL) {
-		t.Errorf("last attempt result = %v, want DeadlineExceeded and SIGKILL", r)
+	if r := tk.LastAttemptResult; r.GetStatus().GetCode() != int32(codes.DeadlineExceeded) || r.GetTermSignal() != int32(syscall.SIGTERM) {
+		t.Errorf("last attempt result = %v, want DeadlineExceeded and SIGTERM", r)
 	}
 	if !strings.Contains(condOf(x.Conditions, "Completed").GetMessage(), "timeout") {
 		t.Errorf("Completed condition = %v, want the timeout", condOf(x.Conditions, "Completed"))

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
+
+	"runwayjobs.dev/shared/emulator/clock"
 )
 
 // drainTimeout bounds how long an attempt's output is read after its process group was killed
@@ -248,6 +250,7 @@ type attemptResult struct {
 	startErr  string // the process could not start
 	timedOut  bool
 	cancelled bool
+	killed    bool // SIGKILL after the grace: the process ignored SIGTERM
 }
 
 func (r attemptResult) ok() bool {
@@ -344,19 +347,17 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	timer := time.NewTimer(e.timeout)
+	timer := clock.NewTimer(s.opts.Clock, e.timeout)
 	defer timer.Stop()
 	var res attemptResult
 	select {
 	case <-exited:
 	case <-timer.C:
 		res.timedOut = true
-		killGroup(pgid)
-		<-exited
+		res.killed = s.terminate(pgid, exited)
 	case <-e.ctx.Done():
 		res.cancelled = true
-		killGroup(pgid)
-		<-exited
+		res.killed = s.terminate(pgid, exited)
 	}
 	// Like a container, the attempt ends with its main process: kill whatever it left behind.
 	killGroup(pgid)
@@ -373,13 +374,35 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 		res.exitCode = int32(cmd.ProcessState.ExitCode())
 	}
 	// Past the output's bound: these notes always make it to the log.
+	how := "SIGTERM sent to the process group, which exited"
+	if res.killed {
+		how = fmt.Sprintf("SIGTERM sent to the process group, SIGKILL %v later", s.opts.TermGrace)
+	}
 	if res.timedOut {
-		fmt.Fprintf(f, "\n[emulator] attempt %d timed out after %v: process group killed\n", attempt, e.timeout)
+		fmt.Fprintf(f, "\n[emulator] attempt %d timed out after %v: %s\n", attempt, e.timeout, how)
 	}
 	if res.cancelled {
-		fmt.Fprintf(f, "\n[emulator] attempt %d cancelled: process group killed\n", attempt)
+		fmt.Fprintf(f, "\n[emulator] attempt %d cancelled: %s\n", attempt, how)
 	}
 	return res
+}
+
+// terminate stops an attempt as Cloud Run does: SIGTERM to its process group, then SIGKILL if
+// the main process has not exited after Options.TermGrace of real time (real even on a manual
+// clock, so that a cancellation or Close always ends). It returns when the main process has
+// exited, and reports whether SIGKILL was needed.
+func (s *Service) terminate(pgid int, exited <-chan struct{}) (killed bool) {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	grace := time.NewTimer(s.opts.TermGrace)
+	defer grace.Stop()
+	select {
+	case <-exited:
+		return false
+	case <-grace.C:
+		killGroup(pgid)
+		<-exited
+		return true
+	}
 }
 
 // killGroup sends SIGKILL to every process of the group.
