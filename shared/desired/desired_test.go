@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"runwayjobs.dev/shared/gcp/runcontract"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/manifest"
 	"runwayjobs.dev/shared/platform"
@@ -498,6 +499,20 @@ func FuzzRegionOf(f *testing.F) {
 			if got := RegionOf(platform.JobName("p", name, "j")); got != name {
 				t.Fatalf("RegionOf(JobName(p, %q, j)) = %q", name, got)
 			}
+		}
+	})
+}
+
+// FuzzLabels checks that the labels rendered from any owner metadata are labels Cloud Run
+// accepts (runcontract's rules, which the emulator enforces).
+func FuzzLabels(f *testing.F) {
+	f.Add("Jane.Doe@example.com", "Platform Engineering", strings.Repeat("x", 80), "Café")
+	f.Fuzz(func(t *testing.T, owner, dept, group, category string) {
+		j := &manifest.Job{}
+		j.Metadata.Name, j.Metadata.OwnerEmailHandle, j.Metadata.Department = "w", owner, dept
+		j.Metadata.DepartmentGroup, j.Metadata.ProductCategory = group, category
+		if p := runcontract.LabelsProblem(Labels(j)); p != "" {
+			t.Errorf("Labels(%q, %q, %q, %q) = %v: %s", owner, dept, group, category, Labels(j), p)
 		}
 	})
 }
