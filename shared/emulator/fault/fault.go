@@ -117,13 +117,26 @@ func (in *Injector) Clear() {
 	in.rules, in.delivery = nil, Delivery{}
 }
 
-// Rules returns the active rules.
-func (in *Injector) Rules() []Rule {
+// RuleState is a rule as it stands: how many calls it affected, and how many it still will.
+type RuleState struct {
+	Rule
+	// Used counts the calls the rule affected.
+	Used int `json:"used"`
+	// Left is how many calls it will still affect: Times - Used, or -1 without a limit.
+	Left int `json:"left"`
+}
+
+// Rules returns the rules in the order they were added, spent ones (Left 0) included.
+func (in *Injector) Rules() []RuleState {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	out := make([]Rule, len(in.rules))
+	out := make([]RuleState, len(in.rules))
 	for i, r := range in.rules {
-		out[i] = r.Rule
+		left := -1
+		if r.Times > 0 {
+			left = max(r.Times-r.used, 0)
+		}
+		out[i] = RuleState{Rule: r.Rule, Used: r.used, Left: left}
 	}
 	return out
 }
@@ -227,7 +240,7 @@ func (in *Injector) StreamInterceptor() grpc.StreamServerInterceptor {
 
 // Handler serves the injector over HTTP:
 //
-//	GET    /emulator/v1/faults            the active rules and delivery settings
+//	GET    /emulator/v1/faults            the rules (each with used and left) and delivery settings
 //	POST   /emulator/v1/faults            add a Rule (JSON)
 //	PUT    /emulator/v1/faults/delivery   set Delivery (JSON)
 //	DELETE /emulator/v1/faults            clear everything

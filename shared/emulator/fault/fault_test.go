@@ -2,6 +2,7 @@ package fault
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -145,5 +146,53 @@ func TestLoseResponseOverHTTP(t *testing.T) {
 	}
 	if rs := in.Rules(); len(rs) != 1 || !rs[0].LoseResponse || rs[0].Times != 1 {
 		t.Errorf("rules = %+v", rs)
+	}
+}
+
+// TestRulesShowWhatIsLeft: GET lists each rule with the calls it affected and those it still will.
+func TestRulesShowWhatIsLeft(t *testing.T) {
+	in := New(1)
+	srv := httptest.NewServer(in.Handler())
+	defer srv.Close()
+	for _, r := range []Rule{{Method: "RunJob", Code: codes.Unavailable, Times: 2}, {Method: "GetJob", Code: codes.Internal}} {
+		if err := in.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func() []RuleState {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/emulator/v1/faults")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Rules []RuleState }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return body.Rules
+	}
+	tests := []struct {
+		name             string
+		calls            int
+		runLeft, runUsed int
+		getLeft          int
+	}{
+		{name: "fresh", calls: 0, runLeft: 2, runUsed: 0, getLeft: -1},
+		{name: "one use", calls: 1, runLeft: 1, runUsed: 1, getLeft: -1},
+		{name: "both uses", calls: 1, runLeft: 0, runUsed: 2, getLeft: -1},
+		{name: "spent", calls: 1, runLeft: 0, runUsed: 2, getLeft: -1},
+	}
+	for _, tt := range tests {
+		for range tt.calls {
+			_ = in.Check(context.Background(), "/google.cloud.run.v2.Jobs/RunJob")
+		}
+		rs := get()
+		if len(rs) != 2 || rs[0].Left != tt.runLeft || rs[0].Used != tt.runUsed || rs[0].Times != 2 || rs[1].Left != tt.getLeft {
+			t.Errorf("%s: rules = %+v, want RunJob used %d left %d, GetJob left %d", tt.name, rs, tt.runUsed, tt.runLeft, tt.getLeft)
+		}
+	}
+	if err := in.Check(context.Background(), "/google.cloud.run.v2.Jobs/RunJob"); err != nil {
+		t.Errorf("a spent rule still fails calls: %v", err)
 	}
 }
