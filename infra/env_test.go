@@ -196,6 +196,15 @@ func TestInfraNamesMatchCode(t *testing.T) {
 		{"platform/pubsub.tf", `name    = "` + platform.MonitorTickTopic + `"`},
 		{"platform/pubsub.tf", `name    = "` + platform.AlertsTopic + `"`},
 		{"modules/function-subscription/main.tf", `push_endpoint = "${var.function_uri}/` + platform.TopicPath("${var.topic_project}", "${var.topic}") + `"`},
+		// The delivery policy runwayctl dev copies (shared/platform).
+		{"modules/function-subscription/main.tf", fmt.Sprintf(`minimum_backoff = "%.0fs"`, platform.PushMinBackoff.Seconds())},
+		{"modules/function-subscription/main.tf", fmt.Sprintf(`maximum_backoff = "%.0fs"`, platform.PushMaxBackoff.Seconds())},
+		{"modules/function-subscription/variables.tf", fmt.Sprintf("default     = %.0f", platform.PushAckDeadline.Seconds())},
+		{"modules/function-subscription/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
+		{"modules/job-workload/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
+		{"modules/job-project/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
+		{"platform/pubsub.tf", `name     = "` + platform.DeadLetterTopic("${each.key}") + `"`},
+		{"platform/pubsub.tf", `name                       = "` + platform.DeadLetterHoldSubscription("${each.key}") + `"`},
 	} {
 		if !strings.Contains(src(c.file), c.want) {
 			t.Errorf("%s: no %s", c.file, c.want)

@@ -30,6 +30,22 @@ const (
 	triggerTopicPrefix = "runway-trigger-"
 )
 
+// The delivery policy of every function's push subscription (infra/modules/function-subscription,
+// which infra's tests hold to these values), which `runwayctl dev` gives its subscriptions too.
+const (
+	PushMinBackoff      = 10 * time.Second  // retry_policy.minimum_backoff
+	PushMaxBackoff      = 600 * time.Second // retry_policy.maximum_backoff
+	PushAckDeadline     = 600 * time.Second // ack_deadline_seconds: at least a function's timeout
+	MaxDeliveryAttempts = 20                // dead_letter_policy.max_delivery_attempts
+)
+
+// DeadLetterTopic names a function's dead-letter topic ("deploy" → runway-deploy-dead-letter),
+// in the platform project.
+func DeadLetterTopic(function string) string { return "runway-" + function + "-dead-letter" }
+
+// DeadLetterHoldSubscription names the pull subscription that keeps a function's dead letters.
+func DeadLetterHoldSubscription(function string) string { return DeadLetterTopic(function) + "-hold" }
+
 // DeployTopic is the topic runwayctl deploy publishes the workload's deploy requests on.
 func DeployTopic(workload string) string { return deployTopicPrefix + workload }
 
