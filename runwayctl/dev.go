@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"runwayjobs.dev/shared/emulator"
 	emuclock "runwayjobs.dev/shared/emulator/clock"
@@ -38,6 +41,15 @@ const (
 	devPlatformProject = "runway-platform"
 	devPlatformRegion  = "us-east1"
 	devSinkSecretEnv   = "RUNWAY_DEV_SINK_SECRET"
+	// devIngestLagEnv is the monitor's RUNWAY_MONITOR_INGEST_LAG: the user's value, or
+	// devIngestLag (the emulator's metrics have no lag of their own).
+	devIngestLagEnv = "RUNWAY_MONITOR_INGEST_LAG"
+	devIngestLag    = "30s"
+	// A function that dies is restarted after devRestartMin, doubling up to devRestartMax
+	// while it keeps dying within devRestartReset of its start.
+	devRestartMin   = 100 * time.Millisecond
+	devRestartMax   = 10 * time.Second
+	devRestartReset = 30 * time.Second
 )
 
 // devOptions configure `runwayctl dev`.
@@ -50,6 +62,7 @@ type devOptions struct {
 	manual    bool
 	start     string
 	opDelay   time.Duration
+	getenv    func(string) string // the user's environment
 }
 
 func newDevCmd(e *cmdEnv) *cobra.Command {
@@ -63,10 +76,16 @@ by the functions framework exactly as deployed), the topics and Eventarc-style p
 subscriptions that wire them together, and the durable store. Then deploy the example jobs
 and print what runs where, and the commands to try next. Ctrl-C stops everything.
 
+A function process that dies is started again on the same address, as Cloud Functions starts
+a new instance. The push subscriptions have production's delivery policy (10s-600s backoff,
+dead letters after 20 attempts on runway-{function}-dead-letter, kept on its -hold
+subscription). RUNWAY_MONITOR_INGEST_LAG, if set, is passed to the monitor (default 30s).
+
 The function binaries are looked up in --functions (default: the directory of runwayctl
 itself, where 'make dev' builds them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.getenv = e.getenv
 			return runDev(cmd.Context(), e.out, e.errOut, o, e.hostNow)
 		},
 	}
@@ -82,17 +101,24 @@ itself, where 'make dev' builds them).`,
 	return cmd
 }
 
-// devFunction is one function of the platform and the topics that feed it.
+// devFunction is one function of the platform: its process, restarted when it dies.
 type devFunction struct {
 	name, target string
-	url          string
-	cmd          *exec.Cmd
+	url          string // fixed at the first start: restarts listen on the same port
 	log          string
-	done         chan struct{} // closed when the process has exited
+	bin          string
+	env          []string
+	port         int
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the current process has exited
+	started  time.Time
+	stopped  bool
+	restarts int
 }
 
-// runDev starts the local platform (see newDevCmd) and serves until ctx ends or a function
-// exits.
+// runDev starts the local platform (see newDevCmd) and serves until ctx ends.
 func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now func() time.Time) error {
 	start := time.Now()
 	inv, err := inventory.Load(o.inventory)
@@ -117,10 +143,10 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	if p.cl, err = allclients.Dial(ctx, gcp.Config{EmulatorHost: p.emu.Addr(), Project: jobs[0].GCPProject}, gcp.All); err != nil {
 		return err
 	}
-	if err := p.startSink(stdout, devChannelNames(inv, o.examples)); err != nil {
+	if err := p.startSink(stdout, devChannelNames(inv, o.examples), o.getenv); err != nil {
 		return err
 	}
-	if err := p.startFunctions(ctx, o.functions); err != nil {
+	if err := p.startFunctions(ctx, stderr, o.functions); err != nil {
 		return err
 	}
 	if err := p.wire(ctx, jobs); err != nil {
@@ -134,11 +160,7 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 		return err
 	}
 	p.banner(stdout, time.Since(start), deployed)
-	select {
-	case <-ctx.Done():
-	case err := <-exited(p.fns):
-		return err
-	}
+	<-ctx.Done()
 	fmt.Fprintln(stderr, "stopping")
 	return nil
 }
@@ -148,11 +170,12 @@ type devPlatform struct {
 	data, stateDir, logDir, execLogs, invPath string
 	removeData                                bool // data is a temporary directory
 
-	emu  *emulator.Emulator
-	cl   *allclients.Clients
-	sink *alertSink
-	fns  []*devFunction // the processes started
-	env  []string       // the functions' environment
+	emu       *emulator.Emulator
+	cl        *allclients.Clients
+	sink      *alertSink
+	fns       []*devFunction // the processes started
+	env       []string       // the functions' environment
+	ingestLag string         // the monitor's RUNWAY_MONITOR_INGEST_LAG
 }
 
 // makeDirs creates the state and log directories under data (a temporary directory if empty).
@@ -208,7 +231,15 @@ func (p *devPlatform) startEmulator(ctx context.Context, o devOptions, now func(
 
 // startSink starts the alert sink: every channel the inventory and the examples name is a
 // signed webhook to it, so alerts are printed here and kept in alerts.jsonl.
-func (p *devPlatform) startSink(stdout io.Writer, channels []string) error {
+func (p *devPlatform) startSink(stdout io.Writer, channels []string, getenv func(string) string) error {
+	p.ingestLag = devIngestLag
+	if getenv != nil && getenv(devIngestLagEnv) != "" {
+		v := getenv(devIngestLagEnv)
+		if d, err := time.ParseDuration(v); err != nil || d < 0 {
+			return fmt.Errorf("%s=%q: want a Go duration such as 30s or 3m", devIngestLagEnv, v)
+		}
+		p.ingestLag = v
+	}
 	sink, err := startAlertSink(stdout, filepath.Join(p.data, "alerts.jsonl"))
 	if err != nil {
 		return err
@@ -218,13 +249,13 @@ func (p *devPlatform) startSink(stdout io.Writer, channels []string) error {
 	if err := writeDevChannels(channelsFile, sink, channels); err != nil {
 		return err
 	}
-	p.env = append(p.env, "RUNWAY_CHANNELS="+channelsFile, devSinkSecretEnv+"="+sink.secret, "RUNWAY_MONITOR_INGEST_LAG=30s")
+	p.env = append(p.env, "RUNWAY_CHANNELS="+channelsFile, devSinkSecretEnv+"="+sink.secret, devIngestLagEnv+"="+p.ingestLag)
 	return nil
 }
 
 // startFunctions starts the deploy, trigger and monitor binaries of dir (default: the
-// directory of runwayctl itself), each its own process.
-func (p *devPlatform) startFunctions(ctx context.Context, dir string) error {
+// directory of runwayctl itself), each its own process, restarted when it dies.
+func (p *devPlatform) startFunctions(ctx context.Context, stderr io.Writer, dir string) error {
 	if dir == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -237,16 +268,24 @@ func (p *devPlatform) startFunctions(ctx context.Context, dir string) error {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("function %s: %w (build it with 'make dev', or pass --functions DIR)", f.name, err)
 		}
-		if err := f.startProcess(ctx, bin, p.env, p.logDir); err != nil {
+		f.bin, f.env, f.log = bin, p.env, filepath.Join(p.logDir, f.name+".log")
+		if err := f.startProcess(ctx); err != nil {
 			return err
 		}
 		p.fns = append(p.fns, f)
+		go f.supervise(ctx, stderr)
 	}
 	return nil
 }
 
-// wire creates the Eventarc triggers: one push subscription per topic and function.
+// wire creates the Eventarc triggers: one push subscription per topic and function, with
+// production's delivery policy and dead-letter topics.
 func (p *devPlatform) wire(ctx context.Context, jobs []inventory.Workload) error {
+	for _, f := range p.fns {
+		if err := wireDeadLetter(ctx, p.cl, f.name); err != nil {
+			return err
+		}
+	}
 	deploy, trigger, monitor := p.fns[0], p.fns[1], p.fns[2]
 	projects := map[string]bool{}
 	for _, w := range jobs {
@@ -291,6 +330,7 @@ func (p *devPlatform) banner(stdout io.Writer, ready time.Duration, deployed []s
 	}
 	fmt.Fprintf(stdout, "  alerts     %s   (every channel; also printed here)\n", p.sink.file)
 	fmt.Fprintf(stdout, "  state      %s\n", p.stateDir)
+	fmt.Fprintf(stdout, "  monitor    ingest lag %s (%s)\n", p.ingestLag, devIngestLagEnv)
 	fmt.Fprintf(stdout, "  executions %s\n\n", p.execLogs)
 	for _, line := range deployed {
 		fmt.Fprintf(stdout, "  %s\n", line)
@@ -325,64 +365,103 @@ func (p *devPlatform) close() {
 }
 
 // startProcess runs the function binary as Cloud Functions does (PORT, FUNCTION_TARGET), in its
-// own process group, killed with runwayctl (Pdeathsig) so none is left behind.
-func (f *devFunction) startProcess(ctx context.Context, bin string, env []string, logDir string) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
+// own process group, killed with runwayctl (Pdeathsig) so none is left behind. The first start
+// picks a free port; a restart listens on the same one, so the push subscriptions still reach it.
+func (f *devFunction) startProcess(ctx context.Context) error {
+	if f.port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		f.port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		f.url = fmt.Sprintf("http://127.0.0.1:%d/", f.port)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	f.log = filepath.Join(logDir, f.name+".log")
 	logFile, err := os.OpenFile(f.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	f.cmd = exec.Command(bin)
-	f.cmd.Env = append(os.Environ(), append(env, fmt.Sprintf("PORT=%d", port), "FUNCTION_TARGET="+f.target)...)
-	f.cmd.Stdout, f.cmd.Stderr = logFile, logFile
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := f.cmd.Start(); err != nil {
+	cmd := exec.Command(f.bin)
+	cmd.Env = append(os.Environ(), append(slices.Clip(f.env), fmt.Sprintf("PORT=%d", f.port), "FUNCTION_TARGET="+f.target)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", f.bin, err)
 	}
-	f.done = make(chan struct{})
-	go func() { f.cmd.Wait(); logFile.Close(); close(f.done) }()
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	f.url = "http://" + addr + "/"
+	done := make(chan struct{})
+	go func() { cmd.Wait(); logFile.Close(); close(done) }()
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return fmt.Errorf("function %s: stopped", f.name)
+	}
+	f.cmd, f.done, f.started = cmd, done, time.Now()
+	f.mu.Unlock()
+	addr := fmt.Sprintf("127.0.0.1:%d", f.port)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return nil
 		}
 		select {
-		case <-f.done:
-			return fmt.Errorf("function %s exited at start (%s); see %s", f.name, f.cmd.ProcessState, f.log)
+		case <-done:
+			return fmt.Errorf("function %s exited at start (%s); see %s", f.name, cmd.ProcessState, f.log)
 		default:
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			return fmt.Errorf("function %s did not start on %s; see %s", f.name, addr, f.log)
 		}
 	}
 }
 
-func (f *devFunction) stop() {
-	if f.cmd != nil && f.cmd.Process != nil {
-		syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
+// supervise starts the function again each time its process dies, until stop or ctx ends:
+// after devRestartMin, doubling up to devRestartMax while it dies soon after its start.
+func (f *devFunction) supervise(ctx context.Context, stderr io.Writer) {
+	wait := devRestartMin
+	for {
+		f.mu.Lock()
+		cmd, done, started := f.cmd, f.done, f.started
+		f.mu.Unlock()
+		<-done
+		f.mu.Lock()
+		if f.stopped {
+			f.mu.Unlock()
+			return
+		}
+		f.restarts++
+		f.mu.Unlock()
+		if time.Since(started) > devRestartReset {
+			wait = devRestartMin
+		}
+		fmt.Fprintf(stderr, "function %s exited (%s); starting it again in %v on %s (see %s)\n", f.name, cmd.ProcessState, wait, f.url, f.log)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, devRestartMax)
+		if err := f.startProcess(ctx); err != nil {
+			fmt.Fprintf(stderr, "function %s: %v\n", f.name, err)
+		}
 	}
 }
 
-// exited reports the first function process that ends on its own.
-func exited(fns []*devFunction) <-chan error {
-	ch := make(chan error, len(fns))
-	for _, f := range fns {
-		go func() {
-			<-f.done
-			ch <- fmt.Errorf("function %s exited (%s); see %s", f.name, f.cmd.ProcessState, f.log)
-		}()
+// stop kills the function's process and ends its supervision.
+func (f *devFunction) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	cmd, done := f.cmd, f.done
+	f.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 	}
-	return ch
 }
 
 // wire creates topic in project (if needed) and the push subscription Eventarc would create
@@ -394,11 +473,35 @@ func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f 
 	}
 	sub := "projects/" + project + "/subscriptions/eventarc-" + f.name + "-" + topic
 	_, err := cl.PubSub.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: sub, Topic: tp, AckDeadlineSeconds: 60,
-		PushConfig:  &pubsubpb.PushConfig{PushEndpoint: f.url},
-		RetryPolicy: &pubsubpb.RetryPolicy{},
+		Name: sub, Topic: tp, AckDeadlineSeconds: int32(platform.PushAckDeadline / time.Second),
+		PushConfig: &pubsubpb.PushConfig{PushEndpoint: f.url},
+		RetryPolicy: &pubsubpb.RetryPolicy{
+			MinimumBackoff: durationpb.New(platform.PushMinBackoff),
+			MaximumBackoff: durationpb.New(platform.PushMaxBackoff),
+		},
+		DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{
+			DeadLetterTopic:     platform.TopicPath(devPlatformProject, platform.DeadLetterTopic(f.name)),
+			MaxDeliveryAttempts: platform.MaxDeliveryAttempts,
+		},
 	})
 	if err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("create subscription %s: %w", sub, err)
+	}
+	return nil
+}
+
+// wireDeadLetter creates a function's dead-letter topic in the platform project and the pull
+// subscription that keeps its messages, as infra/platform/pubsub.tf does.
+func wireDeadLetter(ctx context.Context, cl *allclients.Clients, function string) error {
+	tp := platform.TopicPath(devPlatformProject, platform.DeadLetterTopic(function))
+	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: tp}); err != nil && status.Code(err) != codes.AlreadyExists {
+		return fmt.Errorf("create topic %s: %w", tp, err)
+	}
+	sub := "projects/" + devPlatformProject + "/subscriptions/" + platform.DeadLetterHoldSubscription(function)
+	if _, err := cl.PubSub.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+		Name: sub, Topic: tp, AckDeadlineSeconds: 60, RetainAckedMessages: true,
+		MessageRetentionDuration: durationpb.New(7 * 24 * time.Hour),
+	}); err != nil && status.Code(err) != codes.AlreadyExists {
 		return fmt.Errorf("create subscription %s: %w", sub, err)
 	}
 	return nil
