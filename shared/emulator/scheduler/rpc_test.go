@@ -55,7 +55,8 @@ func TestCreateJobErrors(t *testing.T) {
 		{name: "no schedule", parent: testParent, job: httpJob("x", "", "http://x.invalid/"), want: codes.InvalidArgument},
 		{name: "bad schedule", parent: testParent, job: httpJob("x", "61 * * * *", "http://x.invalid/"), want: codes.InvalidArgument},
 		{name: "six fields", parent: testParent, job: httpJob("x", "0 0 * * * *", "http://x.invalid/"), want: codes.InvalidArgument},
-		{name: "english schedule", parent: testParent, job: httpJob("x", "every 5 minutes", "http://x.invalid/"), want: codes.InvalidArgument},
+		{name: "app engine schedule", parent: testParent, job: httpJob("ae", "every 5 minutes", "http://x.invalid/"), want: codes.OK},
+		{name: "app engine schedule off the hour", parent: testParent, job: httpJob("x", "every 7 minutes", "http://x.invalid/"), want: codes.InvalidArgument},
 		{name: "bad time zone", parent: testParent, job: func() *schedulerpb.Job {
 			j := httpJob("x", "0 * * * *", "http://x.invalid/")
 			j.TimeZone = "Mars/Olympus"

@@ -89,9 +89,17 @@ func normalize(j *schedulerpb.Job, project string) (*schedule.Schedule, error) {
 	if strings.EqualFold(tz, "utc") {
 		tz = "UTC" // the proto's own spelling, "utc", is not a tz database file name
 	}
-	sched, err := schedule.Parse(j.GetSchedule(), tz)
+	expr := j.GetSchedule()
+	if isAppEngineSchedule(expr) {
+		cron, err := appEngineCron(expr)
+		if err != nil {
+			return nil, invalid("%s %v", invalidSchedule, err)
+		}
+		expr = cron // the job keeps its schedule as written
+	}
+	sched, err := schedule.Parse(expr, tz)
 	if err != nil {
-		return nil, invalid("invalid schedule or time zone: %v", err)
+		return nil, invalid("%s %v", invalidSchedule, err)
 	}
 
 	switch t := j.GetTarget().(type) {
