@@ -203,6 +203,7 @@ func TestInfraNamesMatchCode(t *testing.T) {
 		{"modules/function-subscription/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
 		{"modules/job-workload/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
 		{"modules/job-project/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
+		{"platform/pubsub.tf", fmt.Sprintf("max_delivery_attempts = %d", platform.TickMaxDeliveryAttempts)},
 		{"platform/pubsub.tf", `name     = "` + platform.DeadLetterTopic("${each.key}") + `"`},
 		{"platform/pubsub.tf", `name                       = "` + platform.DeadLetterHoldSubscription("${each.key}") + `"`},
 	} {

@@ -78,8 +78,8 @@ and print what runs where, and the commands to try next. Ctrl-C stops everything
 
 A function process that dies is started again on the same address, as Cloud Functions starts
 a new instance. The push subscriptions have production's delivery policy (10s-600s backoff,
-dead letters after 20 attempts on runway-{function}-dead-letter, kept on its -hold
-subscription). RUNWAY_MONITOR_INGEST_LAG, if set, is passed to the monitor (default 30s).
+dead letters after 20 attempts, 5 for the monitor's tick, on runway-{function}-dead-letter,
+kept on its -hold subscription). RUNWAY_MONITOR_INGEST_LAG, if set, is passed to the monitor (default 30s).
 
 The function binaries are looked up in --functions (default: the directory of runwayctl
 itself, where 'make dev' builds them).`,
@@ -289,20 +289,20 @@ func (p *devPlatform) wire(ctx context.Context, jobs []inventory.Workload) error
 	deploy, trigger, monitor := p.fns[0], p.fns[1], p.fns[2]
 	projects := map[string]bool{}
 	for _, w := range jobs {
-		if err := wire(ctx, p.cl, w.GCPProject, platform.DeployTopic(w.Name), deploy); err != nil {
+		if err := wire(ctx, p.cl, w.GCPProject, platform.DeployTopic(w.Name), deploy, platform.MaxDeliveryAttempts); err != nil {
 			return err
 		}
-		if err := wire(ctx, p.cl, w.GCPProject, platform.TriggerTopic(w.Name), trigger); err != nil {
+		if err := wire(ctx, p.cl, w.GCPProject, platform.TriggerTopic(w.Name), trigger, platform.MaxDeliveryAttempts); err != nil {
 			return err
 		}
 		if !projects[w.GCPProject] {
 			projects[w.GCPProject] = true
-			if err := wire(ctx, p.cl, w.GCPProject, platform.ArtifactTopic, deploy); err != nil {
+			if err := wire(ctx, p.cl, w.GCPProject, platform.ArtifactTopic, deploy, platform.MaxDeliveryAttempts); err != nil {
 				return err
 			}
 		}
 	}
-	return wire(ctx, p.cl, devPlatformProject, platform.MonitorTickTopic, monitor)
+	return wire(ctx, p.cl, devPlatformProject, platform.MonitorTickTopic, monitor, platform.TickMaxDeliveryAttempts)
 }
 
 // createTick creates the monitor's tick: Cloud Scheduler, every minute, on the platform
@@ -465,8 +465,8 @@ func (f *devFunction) stop() {
 }
 
 // wire creates topic in project (if needed) and the push subscription Eventarc would create
-// for the function.
-func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f *devFunction) error {
+// for the function, dead-lettering after maxAttempts deliveries.
+func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f *devFunction, maxAttempts int32) error {
 	tp := platform.TopicPath(project, topic)
 	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: tp}); err != nil && status.Code(err) != codes.AlreadyExists {
 		return fmt.Errorf("create topic %s: %w", tp, err)
@@ -481,7 +481,7 @@ func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f 
 		},
 		DeadLetterPolicy: &pubsubpb.DeadLetterPolicy{
 			DeadLetterTopic:     platform.TopicPath(devPlatformProject, platform.DeadLetterTopic(f.name)),
-			MaxDeliveryAttempts: platform.MaxDeliveryAttempts,
+			MaxDeliveryAttempts: maxAttempts,
 		},
 	})
 	if err != nil && status.Code(err) != codes.AlreadyExists {

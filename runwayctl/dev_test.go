@@ -123,7 +123,7 @@ func TestDevSubscriptionsHaveProductionsDeliveryPolicy(t *testing.T) {
 	if err := wireDeadLetter(ctx, cl, f.name); err != nil {
 		t.Fatal(err)
 	}
-	if err := wire(ctx, cl, "proj-w", platform.TriggerTopic("w"), f); err != nil {
+	if err := wire(ctx, cl, "proj-w", platform.TriggerTopic("w"), f, platform.MaxDeliveryAttempts); err != nil {
 		t.Fatal(err)
 	}
 	sub, err := cl.PubSub.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: "projects/proj-w/subscriptions/eventarc-trigger-" + platform.TriggerTopic("w")})

@@ -37,6 +37,9 @@ const (
 	PushMaxBackoff      = 600 * time.Second // retry_policy.maximum_backoff
 	PushAckDeadline     = 600 * time.Second // ack_deadline_seconds: at least a function's timeout
 	MaxDeliveryAttempts = 20                // dead_letter_policy.max_delivery_attempts
+	// TickMaxDeliveryAttempts is the monitor tick's (a late tick is worth little: the next
+	// one evaluates up to its own now).
+	TickMaxDeliveryAttempts = 5
 )
 
 // DeadLetterTopic names a function's dead-letter topic ("deploy" → runway-deploy-dead-letter),

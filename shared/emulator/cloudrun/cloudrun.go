@@ -12,12 +12,18 @@
 // digits}, tasks {execution}-task{index}); job ids validated like Cloud Run; output-only fields
 // (uid, generation, etag, create/update times, creator, observed_generation,
 // terminal_condition, reconciling, execution_count, latest_created_execution); reserved label
-// and annotation prefixes rejected; template defaults (task_count 1, max_retries 3, timeout
-// 600 s) and their limits; validate_only, allow_missing, etag checks (Aborted); RunJob
-// overrides (args replace, clear_args, env merged by name, task_count and timeout replace);
-// parallelism, per-attempt timeouts and per-task retries; the CLOUD_RUN_* variables; an
-// execution fails when a task exhausts its retries, after every task ran; cancellation;
-// executions of one job may overlap (Cloud Run has no concurrency policy); lists newest first.
+// and annotation prefixes rejected; the rules of runwayjobs.dev/shared/gcp/runcontract on the
+// job and on RunJob's overrides (the container contract's reserved env names, Google Cloud
+// label keys and values, at most 64 labels, 1000 env vars per container, 32768-byte names and
+// values, 256 KiB of annotations, DNS-label container names), each refused as INVALID_ARGUMENT
+// "{field}: {description}" with a google.rpc.BadRequest field violation; template defaults
+// (task_count 1, max_retries 3, timeout 600 s) and their limits; validate_only, allow_missing,
+// etag checks (Aborted); RunJob overrides (args replace, clear_args, env merged by name,
+// task_count and timeout replace); parallelism, per-attempt timeouts on the emulator's clock
+// and per-task retries; SIGTERM, then SIGKILL after the 10 s grace, on timeout, cancellation
+// and Close; the CLOUD_RUN_* variables; an execution fails when a task exhausts its retries,
+// after every task ran; cancellation; executions of one job may overlap (Cloud Run has no
+// concurrency policy); lists newest first.
 //
 // Fidelity limits (where this emulator differs from Cloud Run):
 //   - No image is pulled. A task attempt runs containers[0].command + args as a host process
@@ -28,11 +34,15 @@
 //     (the attempt's log says so).
 //   - The attempt's environment is the job's env (plus overrides), then CLOUD_RUN_JOB,
 //     CLOUD_RUN_EXECUTION, CLOUD_RUN_TASK_INDEX, CLOUD_RUN_TASK_ATTEMPT and CLOUD_RUN_TASK_COUNT
-//     (which win over a job variable of the same name), with PATH and HOME from the host
-//     unless the job sets them; nothing else of the host's environment leaks in.
-//   - A timeout, a cancellation, Close, or the main process exiting kills the attempt's whole
-//     process group with SIGKILL at once (Cloud Run sends SIGTERM first and waits). A process
-//     that leaves the group (setsid) escapes.
+//     (names the job can't set: they are refused), with PATH and HOME from the host unless the
+//     job sets them; nothing else of the host's environment leaks in.
+//   - A timeout (on Options.Clock: a manual clock must pass it), a cancellation or Close sends
+//     SIGTERM to the attempt's process group and SIGKILL after Options.TermGrace (default
+//     10 s) of real time, even on a manual clock, so that a cancellation always ends. When the
+//     main process exits, whatever it left in its group is killed with SIGKILL at once. A
+//     process that leaves the group (setsid) escapes. The wording of the refusals is Cloud
+//     Run's where known (reserved env names; labels as Compute Engine words them); the exact
+//     field paths and messages of the other limits are unverified.
 //   - Exactly one container is allowed (Cloud Run allows sidecars). start_execution_token and
 //     run_execution_token are Unimplemented. An empty job_id gets a generated one.
 //   - Create, Update and Delete operations finish after Options.OpDelay of real time (default
@@ -70,7 +80,9 @@
 //     Get/SetIamPolicy store a policy that grants nothing), region checks, or project-number normalisation: names
 //     echo the project as given. show_deleted is ignored. Page tokens are offsets (default
 //     page size 100, at most 1000). Finished operations are kept until Close.
-//   - Timestamps come from Options.Clock; timeouts and OpDelay use real time.
+//   - Timestamps and task timeouts come from Options.Clock; OpDelay and the SIGTERM grace use
+//     real time. An attempt stopped by a manual jump past its timeout records its completion
+//     at the clock's time when it has exited (the jump's target), not at the deadline.
 //   - The Recorder reports an attempt killed by a cancellation as "failed".
 package cloudrun
 
@@ -192,8 +204,9 @@ func (s *Service) Register(g *grpc.Server, mux *http.ServeMux) {
 	}
 }
 
-// Close cancels every running attempt (killing its process group), waits for the executions to
-// finish, and removes the temporary log directory. It is safe to call more than once.
+// Close cancels every running attempt (SIGTERM to its process group, SIGKILL after TermGrace),
+// waits for the executions to finish, and removes the temporary log directory. It is safe to
+// call more than once.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -1,6 +1,6 @@
 // Package scheduler is the Cloud Scheduler v1 part of the Runway Jobs emulator: an in-process
 // google.cloud.scheduler.v1.CloudScheduler gRPC service that keeps jobs in memory and fires
-// them on their unix-cron schedule, on the real clock or on a manual one.
+// them on their unix-cron (or App Engine-style) schedule, on the real clock or on a manual one.
 //
 // The emulator package (`runwayctl emulator` and the end-to-end tests) registers it on its one
 // gRPC server; the deploy code and runwayctl reach it with the official client
@@ -55,9 +55,12 @@
 //     carries no Authorization header (an Authorization given in headers is dropped, since the
 //     service would override it with the token).
 //   - app_engine_http_target is refused with InvalidArgument. Job names are required (the service
-//     would generate one). The legacy English-like App Engine cron syntax ("every 5 minutes") is
-//     refused; schedules are parsed by runwayjobs.dev/shared/schedule, which also accepts
-//     descriptors such as @daily.
+//     would generate one). Schedules are parsed by runwayjobs.dev/shared/schedule, which also
+//     accepts descriptors such as @daily. Of the legacy App Engine cron syntax, the forms with an
+//     exact cron equivalent are read ("every N minutes|hours [synchronized]" with N dividing the
+//     hour or the day, aligned to it even without "synchronized"; "every day HH:MM"; "every
+//     monday[,fri] HH:MM"); the others (ordinals, months, "from … to …") are refused with
+//     Cloud Scheduler's "Schedule or time zone is invalid." and the reason.
 //   - max_doublings 0 reads as unset (proto3 cannot tell) and becomes the default 5.
 //   - States DISABLED and UPDATE_FAILED never occur: a refused UpdateJob leaves the job as it was.
 //   - The Locations mixin (GetLocation, ListLocations) and IAM are not served; nothing is
