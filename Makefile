@@ -84,6 +84,9 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzRegionOf$$' -fuzztime=$(FUZZTIME) ./desired/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzPageToken$$' -fuzztime=$(FUZZTIME) ./emulator/storage/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzDenyRule$$' -fuzztime=$(FUZZTIME) ./emulator/iam/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzLabel$$' -fuzztime=$(FUZZTIME) ./gcp/runcontract/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzLabels$$' -fuzztime=$(FUZZTIME) ./desired/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzAppEngineCron$$' -fuzztime=$(FUZZTIME) ./emulator/scheduler/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzIdentityOf$$' -fuzztime=$(FUZZTIME) .
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
 
