@@ -40,9 +40,10 @@
 //     SIGTERM to the attempt's process group and SIGKILL after Options.TermGrace (default
 //     10 s) of real time, even on a manual clock, so that a cancellation always ends. When the
 //     main process exits, whatever it left in its group is killed with SIGKILL at once. A
-//     process that leaves the group (setsid) escapes. The wording of the refusals is Cloud
-//     Run's where known (reserved env names; labels as Compute Engine words them); the exact
-//     field paths and messages of the other limits are unverified.
+//     process that leaves the group (setsid) escapes.
+//   - The refusals of runcontract's rules word reserved env names as Cloud Run does for PORT
+//     and labels as Compute Engine does; the v2 jobs API's exact field paths and the wording of
+//     the other limits are unverified.
 //   - Exactly one container is allowed (Cloud Run allows sidecars). start_execution_token and
 //     run_execution_token are Unimplemented. An empty job_id gets a generated one.
 //   - Create, Update and Delete operations finish after Options.OpDelay of real time (default
