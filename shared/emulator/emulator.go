@@ -31,16 +31,21 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/iam/apiv1/iampb"
+	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
 
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/cloudrun"
@@ -48,6 +53,7 @@ import (
 	"runwayjobs.dev/shared/emulator/fault"
 	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/emulator/monitoring"
+	"runwayjobs.dev/shared/emulator/rest"
 	"runwayjobs.dev/shared/emulator/scheduler"
 	"runwayjobs.dev/shared/emulator/storage"
 )
@@ -78,6 +84,8 @@ type Emulator struct {
 	listener net.Listener
 	http     *http.Server
 	grpc     *grpc.Server
+	inproc   *bufconn.Listener // e.grpc's in-memory listener, for the REST transcoder
+	restConn *grpc.ClientConn  // the transcoder's connection to it
 	pubsub   *pstest.Server
 	run      *cloudrun.Service
 	sched    *scheduler.Service
@@ -156,6 +164,32 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 
 	e.deliver = eventarc.New(eventarc.Options{PubSub: e.pubsub, Clock: e.clock, Faults: e.faults, HTTPClient: httpClient})
 
+	// REST (HTTP/JSON) for Cloud Run Admin v2, Cloud Scheduler v1 and Cloud Monitoring v3:
+	// transcoded from the protos' google.api.http annotations and sent to e.grpc over an
+	// in-memory connection, so that the interceptors apply as they do to gRPC.
+	e.inproc = bufconn.Listen(1 << 20)
+	go func() { _ = e.grpc.Serve(e.inproc) }()
+	e.restConn, err = grpc.NewClient("passthrough:///emulator",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return e.inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("emulator in-process gRPC connection: %w", err)
+	}
+	restHandler, err := rest.New(rest.Options{
+		Conn:     e.restConn,
+		Services: append(slices.Clone(cloudrun.RESTServices), schedulerpb.CloudScheduler_ServiceDesc.ServiceName, monitoringpb.MetricService_ServiceDesc.ServiceName),
+		Rules:    cloudrun.HTTPRules,
+	})
+	if err != nil {
+		l.Close()
+		e.restConn.Close()
+		return nil, fmt.Errorf("emulator REST routes: %w", err)
+	}
+	for _, p := range restHandler.Prefixes() {
+		mux.Handle(p, restHandler)
+	}
+
 	mux.Handle("/emulator/v1/faults", e.faults.Handler())
 	mux.Handle("/emulator/v1/faults/", e.faults.Handler())
 	mux.Handle("/emulator/v1/iam/deny", e.iam.Handler())
@@ -209,6 +243,7 @@ func (e *Emulator) Close() error {
 		if err := e.http.Shutdown(ctx); err != nil {
 			errs = append(errs, e.http.Close())
 		}
+		errs = append(errs, e.restConn.Close())
 		e.grpc.Stop()
 		<-e.done
 		errs = append(errs, e.pubsub.Close(), e.closeErr)

@@ -74,8 +74,9 @@
 //   - The v1 path POST /apis/run.googleapis.com/v1/namespaces/{project}/jobs/{job}:run has no
 //     region (Google serves it on regional endpoints): it runs the job in the only location of
 //     the project that has a job of that id, and answers 400 FAILED_PRECONDITION if several
-//     do. It answers a minimal v1 Execution. Options.Faults is checked on the run paths as
-//     "/http/run.googleapis.com/RunJob" and on the logs as "/http/emulator/Logs".
+//     do. It answers a minimal v1 Execution. Options.Faults is checked on the v1 run path as
+//     "/http/run.googleapis.com/RunJob" and on the logs as "/http/emulator/Logs" (the v2
+//     REST API, package rest, as the gRPC methods it calls).
 //   - Parallelism 0 runs at most 100 tasks at once per execution. There are no quotas, IAM
 //     beyond the emulator's deny rules (package iam: TestIamPermissions answers from them,
 //     Get/SetIamPolicy store a policy that grants nothing), region checks, or project-number normalisation: names
@@ -190,7 +191,7 @@ func New(opts Options) *Service {
 }
 
 // Register adds the Jobs, Executions, Tasks and google.longrunning.Operations services to g,
-// and the HTTP routes (the REST :run paths and the execution logs) to mux (which may be nil).
+// and the HTTP routes (the v1 :run path and the execution logs) to mux (which may be nil).
 func (s *Service) Register(g *grpc.Server, mux *http.ServeMux) {
 	runpb.RegisterJobsServer(g, &jobsServer{s: s, iam: s.opts.IAM.NewServer(iam.Kind{
 		Match:       func(name string) bool { _, err := parseJobName(name); return err == nil },

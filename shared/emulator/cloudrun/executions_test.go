@@ -98,7 +98,7 @@ func TestRunJobErrors(t *testing.T) {
 		want codes.Code
 	}{
 		{name: "missing job", req: &runpb.RunJobRequest{Name: testParent + "/jobs/absent"}, want: codes.NotFound},
-		{name: "bad name", req: &runpb.RunJobRequest{Name: "absent"}, want: codes.InvalidArgument},
+		{name: "bad name", req: &runpb.RunJobRequest{Name: "absent"}, want: badName()},
 		{name: "stale etag", req: &runpb.RunJobRequest{Name: j.Name, Etag: `"old"`}, want: codes.Aborted},
 		{name: "task_count too big", req: &runpb.RunJobRequest{Name: j.Name, Overrides: &runpb.RunJobRequest_Overrides{TaskCount: 10001}}, want: codes.InvalidArgument},
 		{name: "negative timeout", req: &runpb.RunJobRequest{Name: j.Name, Overrides: &runpb.RunJobRequest_Overrides{Timeout: durationpb.New(-time.Second)}}, want: codes.InvalidArgument},

@@ -3,10 +3,12 @@ package cloudrun
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -19,9 +21,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"runwayjobs.dev/shared/emulator/rest"
 	"runwayjobs.dev/shared/gcp"
 )
 
@@ -60,28 +62,45 @@ func newEnv(t testing.TB, opts Options) *env {
 	}
 	opts.BaseURL = func() string { return e.url }
 	e.svc = New(opts)
-	g := grpc.NewServer()
+	var gopts []grpc.ServerOption
+	if opts.Faults != nil { // as the emulator chains it, so that REST calls meet it too
+		gopts = append(gopts, grpc.UnaryInterceptor(opts.Faults.UnaryInterceptor()))
+	}
+	g := grpc.NewServer(gopts...)
 	mux := http.NewServeMux()
 	e.svc.Register(g, mux)
 	hs := &http.Server{Handler: mux}
 	go func() { _ = g.Serve(glis) }()
 	go func() { _ = hs.Serve(hlis) }()
-	ctx := context.Background()
-	co := gcp.Config{EmulatorHost: glis.Addr().String()}.Options()
-	if e.jobs, err = run.NewJobsClient(ctx, co...); err != nil {
-		t.Fatal(err)
-	}
-	if e.execs, err = run.NewExecutionsClient(ctx, co...); err != nil {
-		t.Fatal(err)
-	}
-	if e.tasks, err = run.NewTasksClient(ctx, co...); err != nil {
-		t.Fatal(err)
-	}
 	conn, err := grpc.NewClient(glis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.ops = longrunningpb.NewOperationsClient(conn)
+	rh, err := rest.New(rest.Options{Conn: conn, Services: RESTServices, Rules: HTTPRules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rh.Prefixes() {
+		mux.Handle(p, rh)
+	}
+	ctx := context.Background()
+	t.Logf("transport %s", transport)
+	newJobs, newExecs, newTasks := run.NewJobsClient, run.NewExecutionsClient, run.NewTasksClient
+	co := gcp.Config{EmulatorHost: glis.Addr().String()}.Options()
+	if transport == "rest" {
+		newJobs, newExecs, newTasks = run.NewJobsRESTClient, run.NewExecutionsRESTClient, run.NewTasksRESTClient
+		co = rest.ClientOptions(hlis.Addr().String())
+	}
+	if e.jobs, err = newJobs(ctx, co...); err != nil {
+		t.Fatal(err)
+	}
+	if e.execs, err = newExecs(ctx, co...); err != nil {
+		t.Fatal(err)
+	}
+	if e.tasks, err = newTasks(ctx, co...); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		conn.Close()
 		e.jobs.Close()
@@ -194,7 +213,40 @@ func (e *env) logs(t testing.TB, uri string) string {
 	return string(b)
 }
 
-func codeOf(err error) codes.Code { return status.Code(err) }
+// codeOf is the gRPC code of a client's error, over either transport.
+func codeOf(err error) codes.Code { return rest.StatusOf(err).Code() }
+
+// badName is the code of a call on a malformed resource name: the service's InvalidArgument
+// over gRPC; over REST no URL template matches the name, so the front end answers NotFound
+// before any service sees the call, as Google's does.
+func badName() codes.Code {
+	if transport == "rest" {
+		return codes.NotFound
+	}
+	return codes.InvalidArgument
+}
+
+// transport is how the official clients reach the service in this run of the tests: "grpc"
+// or "rest" (TestMain runs every test once with each, or with -transport's one).
+var transport = "grpc"
+
+var transportFlag = flag.String("transport", "", `run the tests over this transport only ("grpc" or "rest"); empty means both`)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := 0
+	for _, tr := range []string{"grpc", "rest"} {
+		if *transportFlag != "" && *transportFlag != tr || tr == "rest" && flag.Lookup("test.fuzz").Value.String() != "" {
+			continue
+		}
+		transport = tr
+		fmt.Printf("=== transport %s\n", tr)
+		if c := m.Run(); c != 0 {
+			code = c
+		}
+	}
+	os.Exit(code)
+}
 
 // fakeRecorder records the Recorder calls as lines.
 type fakeRecorder struct {

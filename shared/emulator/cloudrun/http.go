@@ -12,16 +12,19 @@ import (
 	"strings"
 
 	"cloud.google.com/go/run/apiv2/runpb"
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"runwayjobs.dev/shared/emulator/rest"
 )
 
 // logsPath is where the execution logs are served: logsPath + execution name.
 const logsPath = "/emulator/v1/logs/"
 
-// Pseudo-methods checked against Options.Faults for the HTTP routes.
+// Pseudo-methods checked against Options.Faults for the hand-written HTTP routes (the v2
+// REST API is checked as the gRPC methods it calls).
 const (
 	faultRunJob = "/http/run.googleapis.com/RunJob"
 	faultLogs   = "/http/emulator/Logs"
@@ -29,9 +32,26 @@ const (
 
 const maxBody = 1 << 20
 
-// registerHTTP adds the REST run paths (what a Cloud Scheduler http_target calls) and the logs.
+// RESTServices are the services Register adds whose google.api.http annotations the REST
+// transcoder (package rest) serves; HTTPRules binds the fourth, google.longrunning.Operations.
+var RESTServices = []string{
+	runpb.Jobs_ServiceDesc.ServiceName,
+	runpb.Executions_ServiceDesc.ServiceName,
+	runpb.Tasks_ServiceDesc.ServiceName,
+}
+
+// HTTPRules are Cloud Run Admin v2's service-config HTTP rules (run_v2.yaml): where its REST
+// clients reach the operations, which the Operations proto itself annotates under /v1/operations.
+var HTTPRules = []*annotations.HttpRule{
+	{Selector: "google.longrunning.Operations.GetOperation", Pattern: &annotations.HttpRule_Get{Get: "/v2/{name=projects/*/locations/*/operations/*}"}},
+	{Selector: "google.longrunning.Operations.DeleteOperation", Pattern: &annotations.HttpRule_Delete{Delete: "/v2/{name=projects/*/locations/*/operations/*}"}},
+	{Selector: "google.longrunning.Operations.ListOperations", Pattern: &annotations.HttpRule_Get{Get: "/v2/{name=projects/*/locations/*}/operations"}},
+	{Selector: "google.longrunning.Operations.WaitOperation", Pattern: &annotations.HttpRule_Post{Post: "/v2/{name=projects/*/locations/*/operations/*}:wait"}, Body: "*"},
+}
+
+// registerHTTP adds the Cloud Run Admin v1 run path (what a Cloud Scheduler http_target may
+// call; the v2 API, :run included, is served by package rest from the protos) and the logs.
 //
-//	POST /v2/projects/{p}/locations/{l}/jobs/{job}:run                 body: RunJobRequest JSON (may be empty); answer: Operation JSON
 //	POST /apis/run.googleapis.com/v1/namespaces/{project}/jobs/{job}:run  body: v1 RunJobRequest JSON (may be empty); answer: v1 Execution JSON
 //	GET  /emulator/v1/logs/{execution name}[?task=N]                   every attempt's output, as text
 //
@@ -39,7 +59,6 @@ const maxBody = 1 << 20
 // job of that id in the only location of the project where it exists, and answers 400 if
 // there are several.
 func (s *Service) registerHTTP(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v2/projects/{project}/locations/{location}/jobs/{jobverb}", s.handleRunV2)
 	mux.HandleFunc("POST /apis/run.googleapis.com/v1/namespaces/{project}/jobs/{jobverb}", s.handleRunV1)
 	mux.HandleFunc("GET "+logsPath+"{name...}", s.handleLogs)
 }
@@ -51,63 +70,6 @@ func (s *Service) checkFault(ctx context.Context, method string) error {
 	return s.opts.Faults.Check(ctx, method)
 }
 
-// httpStatus maps a gRPC code to its HTTP status, as Google's REST front ends do.
-func httpStatus(c codes.Code) int {
-	switch c {
-	case codes.OK:
-		return http.StatusOK
-	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.AlreadyExists, codes.Aborted:
-		return http.StatusConflict
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Canceled:
-		return 499
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusInternalServerError
-}
-
-// writeError writes err in Google's JSON error format.
-func writeError(w http.ResponseWriter, err error) {
-	st := status.Convert(err)
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(httpStatus(st.Code()))
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
-		"code":    httpStatus(st.Code()),
-		"message": st.Message(),
-		"status":  strings.ToUpper(strcase(st.Code())),
-	}})
-}
-
-// strcase turns codes.NotFound into NOT_FOUND.
-func strcase(c codes.Code) string {
-	name := c.String()
-	var b strings.Builder
-	for i, r := range name {
-		if i > 0 && r >= 'A' && r <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(r)
-	}
-	if c == codes.Canceled {
-		return "CANCELLED"
-	}
-	return b.String()
-}
-
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
@@ -117,48 +79,6 @@ func readBody(r *http.Request) ([]byte, error) {
 		return nil, status.Errorf(codes.InvalidArgument, "the body is larger than %d bytes", maxBody)
 	}
 	return b, nil
-}
-
-func (s *Service) handleRunV2(w http.ResponseWriter, r *http.Request) {
-	if err := s.checkFault(r.Context(), faultRunJob); err != nil {
-		writeError(w, err)
-		return
-	}
-	job, ok := strings.CutSuffix(r.PathValue("jobverb"), ":run")
-	if !ok {
-		writeError(w, status.Errorf(codes.NotFound, "no route for POST %s (only :run is served)", r.URL.Path))
-		return
-	}
-	name := jobKey{r.PathValue("project"), r.PathValue("location"), job}.name()
-	body, err := readBody(r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	req := &runpb.RunJobRequest{}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, req); err != nil {
-			writeError(w, status.Errorf(codes.InvalidArgument, "RunJobRequest: %v", err))
-			return
-		}
-	}
-	if req.Name != "" && req.Name != name {
-		writeError(w, status.Errorf(codes.InvalidArgument, "name %q in the body does not match the path's %q", req.Name, name))
-		return
-	}
-	req.Name = name
-	op, err := s.runJob(req)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	b, err := protojson.Marshal(op)
-	if err != nil {
-		writeError(w, status.Errorf(codes.Internal, "marshal operation: %v", err))
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	_, _ = w.Write(b)
 }
 
 // v1RunRequest is the body of the v1 namespaces.jobs.run call.
@@ -223,45 +143,45 @@ func (s *Service) jobLocation(project, id string) (string, error) {
 
 func (s *Service) handleRunV1(w http.ResponseWriter, r *http.Request) {
 	if err := s.checkFault(r.Context(), faultRunJob); err != nil {
-		writeError(w, err)
+		rest.WriteError(w, err)
 		return
 	}
 	project := r.PathValue("project")
 	job, ok := strings.CutSuffix(r.PathValue("jobverb"), ":run")
 	if !ok {
-		writeError(w, status.Errorf(codes.NotFound, "no route for POST %s (only :run is served)", r.URL.Path))
+		rest.WriteError(w, status.Errorf(codes.NotFound, "no route for POST %s (only :run is served)", r.URL.Path))
 		return
 	}
 	body, err := readBody(r)
 	if err != nil {
-		writeError(w, err)
+		rest.WriteError(w, err)
 		return
 	}
 	var v1 v1RunRequest
 	if len(strings.TrimSpace(string(body))) > 0 {
 		if err := json.Unmarshal(body, &v1); err != nil {
-			writeError(w, status.Errorf(codes.InvalidArgument, "RunJobRequest: %v", err))
+			rest.WriteError(w, status.Errorf(codes.InvalidArgument, "RunJobRequest: %v", err))
 			return
 		}
 	}
 	location, err := s.jobLocation(project, job)
 	if err != nil {
-		writeError(w, err)
+		rest.WriteError(w, err)
 		return
 	}
 	req, err := v1.toV2(jobKey{project, location, job}.name())
 	if err != nil {
-		writeError(w, err)
+		rest.WriteError(w, err)
 		return
 	}
 	op, err := s.runJob(req)
 	if err != nil {
-		writeError(w, err)
+		rest.WriteError(w, err)
 		return
 	}
 	x := &runpb.Execution{}
 	if err := op.GetMetadata().UnmarshalTo(x); err != nil {
-		writeError(w, status.Errorf(codes.Internal, "operation metadata: %v", err))
+		rest.WriteError(w, status.Errorf(codes.Internal, "operation metadata: %v", err))
 		return
 	}
 	id := filepath.Base(x.Name)
@@ -287,7 +207,7 @@ func (s *Service) handleRunV1(w http.ResponseWriter, r *http.Request) {
 // under a header line, in task and attempt order.
 func (s *Service) handleLogs(w http.ResponseWriter, r *http.Request) {
 	if err := s.checkFault(r.Context(), faultLogs); err != nil {
-		writeError(w, err)
+		rest.WriteError(w, err)
 		return
 	}
 	name := r.PathValue("name")

@@ -131,14 +131,20 @@ func TestRESTRun(t *testing.T) {
 		})
 	}
 
-	if err := faults.Add(fault.Rule{Method: "/http/run.googleapis.com/RunJob", Code: codes.Unavailable, Times: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if code, body := post(t, v2, ""); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "UNAVAILABLE") {
-		t.Errorf("with a fault: %d %s, want 503 UNAVAILABLE", code, body)
-	}
-	if code, _ := post(t, v2, ""); code != http.StatusOK {
-		t.Errorf("after the fault: %d, want 200", code)
+	// The v2 REST path is the gRPC method to the fault injector; the v1 path a pseudo-method.
+	for _, f := range []struct{ method, url string }{
+		{method: "/google.cloud.run.v2.Jobs/RunJob", url: v2},
+		{method: "/http/run.googleapis.com/RunJob", url: v1},
+	} {
+		if err := faults.Add(fault.Rule{Method: f.method, Code: codes.Unavailable, Times: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if code, body := post(t, f.url, ""); code != http.StatusServiceUnavailable || !strings.Contains(string(body), "UNAVAILABLE") {
+			t.Errorf("POST %s with a fault on %s: %d %s, want 503 UNAVAILABLE", f.url, f.method, code, body)
+		}
+		if code, body := post(t, f.url, ""); code != http.StatusOK {
+			t.Errorf("POST %s after the fault: %d %s, want 200", f.url, code, body)
+		}
 	}
 }
 

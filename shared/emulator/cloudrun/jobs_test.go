@@ -11,6 +11,7 @@ import (
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
 	"cloud.google.com/go/run/apiv2/runpb"
+	"github.com/googleapis/gax-go/v2/callctx"
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -44,7 +45,7 @@ func TestCreateJobValidation(t *testing.T) {
 		{name: "ends with hyphen", id: "job-", job: jobSpec("true"), want: codes.InvalidArgument},
 		{name: "underscore", id: "my_job", job: jobSpec("true"), want: codes.InvalidArgument},
 		{name: "duplicate", id: "taken", job: jobSpec("true"), want: codes.AlreadyExists},
-		{name: "bad parent", parent: "projects/p", id: "x", job: jobSpec("true"), want: codes.InvalidArgument},
+		{name: "bad parent", parent: "projects/p", id: "x", job: jobSpec("true"), want: badName()},
 		{name: "no job", id: "x", job: nil, want: codes.InvalidArgument},
 		{name: "no template", id: "x", job: &runpb.Job{}, want: codes.InvalidArgument},
 		{name: "reserved annotation", id: "x", job: mutate(func(j *runpb.Job) {
@@ -278,7 +279,7 @@ func TestDeleteJob(t *testing.T) {
 		want         codes.Code
 	}{
 		{name: "missing", job: testParent + "/jobs/absent", want: codes.NotFound},
-		{name: "bad name", job: "jobs/x", want: codes.InvalidArgument},
+		{name: "bad name", job: "jobs/x", want: badName()},
 		{name: "stale etag", job: j.Name, etag: `"stale"`, want: codes.Aborted},
 		{name: "validate_only", job: j.Name, validateOnly: true, want: codes.OK},
 		{name: "running execution", job: long.Name, want: codes.FailedPrecondition},
@@ -476,6 +477,8 @@ func TestOperationsService(t *testing.T) {
 		t.Errorf("GetOperation of a slow operation: done %v after %v; want not done after about 1s", got.Done, waited)
 	}
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	// A REST client's deadline reaches the server only as Google's X-Server-Timeout header.
+	short = callctx.SetHeaders(short, "x-server-timeout", "0.3")
 	got, err = slow.jobs.GetOperation(short, &longrunningpb.GetOperationRequest{Name: sop.Name()})
 	cancel()
 	if err != nil || got.Done {
