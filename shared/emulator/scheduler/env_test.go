@@ -2,10 +2,13 @@ package scheduler
 
 import (
 	"context"
+	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,9 +19,10 @@ import (
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"runwayjobs.dev/shared/emulator/clock"
+	"runwayjobs.dev/shared/emulator/rest"
 	"runwayjobs.dev/shared/gcp"
 )
 
@@ -46,12 +50,24 @@ func newEnv(t testing.TB, opts Options) *env {
 	go func() { _ = g.Serve(lis) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	svc.Start(ctx)
-	client, err := scheduler.NewCloudSchedulerClient(context.Background(), gcp.Config{EmulatorHost: lis.Addr().String()}.Options()...)
+	t.Logf("transport %s", transport)
+	var client *scheduler.CloudSchedulerClient
+	var conn *grpc.ClientConn
+	if transport == "rest" {
+		var hs *httptest.Server
+		conn, hs = restServer(t, lis.Addr().String())
+		client, err = scheduler.NewCloudSchedulerRESTClient(context.Background(), rest.ClientOptions(hs.Listener.Addr().String())...)
+	} else {
+		client, err = scheduler.NewCloudSchedulerClient(context.Background(), gcp.Config{EmulatorHost: lis.Addr().String()}.Options()...)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_ = client.Close()
+		if conn != nil {
+			conn.Close()
+		}
 		g.Stop()
 		cancel()
 		if err := svc.Close(); err != nil {
@@ -104,8 +120,57 @@ func pubsubJob(id, sched, topic string, data string) *schedulerpb.Job {
 	}
 }
 
-// code returns the gRPC code of err.
-func code(err error) codes.Code { return status.Code(err) }
+// restServer serves the REST transcoder of the CloudScheduler service on an HTTP server,
+// calling the gRPC server at addr.
+func restServer(t testing.TB, addr string) (*grpc.ClientConn, *httptest.Server) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := rest.New(rest.Options{Conn: conn, Services: []string{schedulerpb.CloudScheduler_ServiceDesc.ServiceName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return conn, hs
+}
+
+// code returns the gRPC code of err, over either transport.
+func code(err error) codes.Code { return rest.StatusOf(err).Code() }
+
+// badName is the code of a call on a malformed resource name: the service's InvalidArgument
+// over gRPC; over REST no URL template matches the name, so the front end answers NotFound
+// before any service sees the call, as Google's does.
+func badName() codes.Code {
+	if transport == "rest" {
+		return codes.NotFound
+	}
+	return codes.InvalidArgument
+}
+
+// transport is how the official client reaches the service in this run of the tests: "grpc"
+// or "rest" (TestMain runs every test once with each, or with -transport's one).
+var transport = "grpc"
+
+var transportFlag = flag.String("transport", "", `run the tests over this transport only ("grpc" or "rest"); empty means both`)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	exit := 0
+	for _, tr := range []string{"grpc", "rest"} {
+		if *transportFlag != "" && *transportFlag != tr || tr == "rest" && flag.Lookup("test.fuzz").Value.String() != "" {
+			continue
+		}
+		transport = tr
+		fmt.Printf("=== transport %s\n", tr)
+		if c := m.Run(); c != 0 {
+			exit = c
+		}
+	}
+	os.Exit(exit)
+}
 
 // message is one message the recorder received.
 type message struct {

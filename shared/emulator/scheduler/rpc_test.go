@@ -42,7 +42,7 @@ func TestCreateJobErrors(t *testing.T) {
 			return j
 		}(), want: codes.OK},
 		{name: "already exists", parent: testParent, job: httpJob("exists", "0 * * * *", "http://example.invalid/"), want: codes.AlreadyExists},
-		{name: "bad parent", parent: "projects/p1", job: httpJob("x", "0 * * * *", "http://example.invalid/"), want: codes.InvalidArgument},
+		{name: "bad parent", parent: "projects/p1", job: httpJob("x", "0 * * * *", "http://example.invalid/"), want: badName()},
 		{name: "no job", parent: testParent, job: nil, want: codes.InvalidArgument},
 		{name: "no name", parent: testParent, job: &schedulerpb.Job{Schedule: "0 * * * *", Target: &schedulerpb.Job_HttpTarget{HttpTarget: &schedulerpb.HttpTarget{Uri: "http://x.invalid/"}}}, want: codes.InvalidArgument},
 		{name: "name under other parent", parent: testParent, job: func() *schedulerpb.Job {
@@ -186,8 +186,8 @@ func TestCRUD(t *testing.T) {
 	if _, err := e.client.ListJobs(ctx, &schedulerpb.ListJobsRequest{Parent: testParent, PageToken: "garbage"}).Next(); code(err) != codes.InvalidArgument {
 		t.Errorf("ListJobs with a bad token: %v, want InvalidArgument", err)
 	}
-	if _, err := e.client.ListJobs(ctx, &schedulerpb.ListJobsRequest{Parent: "projects/p1"}).Next(); code(err) != codes.InvalidArgument {
-		t.Errorf("ListJobs with a bad parent: %v, want InvalidArgument", err)
+	if _, err := e.client.ListJobs(ctx, &schedulerpb.ListJobsRequest{Parent: "projects/p1"}).Next(); code(err) != badName() {
+		t.Errorf("ListJobs with a bad parent: %v, want %v", err, badName())
 	}
 
 	if err := e.client.DeleteJob(ctx, &schedulerpb.DeleteJobRequest{Name: in.GetName()}); err != nil {
@@ -219,7 +219,7 @@ func TestCRUD(t *testing.T) {
 			_, err := e.client.UpdateJob(ctx, &schedulerpb.UpdateJobRequest{Job: &schedulerpb.Job{Name: in.GetName(), Description: "x"}})
 			return err
 		}, want: codes.NotFound},
-		{name: "get malformed", call: func() error { _, err := e.client.GetJob(ctx, &schedulerpb.GetJobRequest{Name: "jobs/x"}); return err }, want: codes.InvalidArgument},
+		{name: "get malformed", call: func() error { _, err := e.client.GetJob(ctx, &schedulerpb.GetJobRequest{Name: "jobs/x"}); return err }, want: badName()},
 		{name: "resume enabled", call: func() error {
 			_, err := e.client.ResumeJob(ctx, &schedulerpb.ResumeJobRequest{Name: jobName("job-2")})
 			return err
@@ -320,7 +320,7 @@ func TestUpdateJob(t *testing.T) {
 		{name: "unknown path", paths: []string{"nope"}, job: &schedulerpb.Job{}, want: codes.InvalidArgument},
 		{name: "output only path", paths: []string{"state"}, job: &schedulerpb.Job{State: schedulerpb.Job_PAUSED}, want: codes.InvalidArgument},
 		{name: "name path", paths: []string{"name"}, job: &schedulerpb.Job{}, want: codes.InvalidArgument},
-		{name: "path into a map", paths: []string{"http_target.headers.A"}, job: &schedulerpb.Job{}, want: codes.InvalidArgument},
+		{name: "path into a map", paths: []string{"http_target.headers.a"}, job: &schedulerpb.Job{}, want: codes.InvalidArgument},
 		{name: "cleared schedule", paths: []string{"schedule"}, job: &schedulerpb.Job{}, want: codes.InvalidArgument},
 		{name: "bad schedule", paths: []string{"schedule"}, job: &schedulerpb.Job{Schedule: "nope"}, want: codes.InvalidArgument},
 		{name: "bad time zone", paths: []string{"time_zone"}, job: &schedulerpb.Job{TimeZone: "Nowhere/Land"}, want: codes.InvalidArgument},
