@@ -94,7 +94,7 @@ func TestBadRequests(t *testing.T) {
 	}{
 		{name: "valid", mutate: func(r *monitoringpb.ListTimeSeriesRequest) {}, want: codes.OK},
 		{name: "organization", mutate: func(r *monitoringpb.ListTimeSeriesRequest) { r.Name = "organizations/1" }, want: codes.InvalidArgument, msg: "projects only"},
-		{name: "bad name", mutate: func(r *monitoringpb.ListTimeSeriesRequest) { r.Name = "proj" }, want: codes.InvalidArgument, msg: "projects/PROJECT_ID"},
+		{name: "bad name", mutate: func(r *monitoringpb.ListTimeSeriesRequest) { r.Name = "proj" }, want: badName(), msg: badNameMsg("projects/PROJECT_ID")},
 		{name: "no interval", mutate: func(r *monitoringpb.ListTimeSeriesRequest) { r.Interval = nil }, want: codes.InvalidArgument, msg: "end_time is required"},
 		{name: "start after end", mutate: func(r *monitoringpb.ListTimeSeriesRequest) { r.Interval = interval("11:00", "10:00") }, want: codes.InvalidArgument, msg: "later than"},
 		{name: "aligner without period", mutate: agg(func(a *monitoringpb.Aggregation) { a.AlignmentPeriod = nil }), want: codes.InvalidArgument, msg: "alignment_period is required"},

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	monitoring "cloud.google.com/go/monitoring/apiv3/v2"
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"google.golang.org/api/iterator"
+	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -40,7 +40,7 @@ type env struct {
 	clock  *clock.ManualClock
 	store  *Store
 	svc    *Service
-	client *monitoring.MetricClient
+	client metricClient
 }
 
 func newEnv(tb testing.TB, delay time.Duration) *env {
@@ -56,12 +56,14 @@ func newEnv(tb testing.TB, delay time.Duration) *env {
 	svc.Register(g)
 	go g.Serve(lis)
 	tb.Cleanup(g.Stop)
-	client, err := monitoring.NewMetricClient(context.Background(), gcp.Config{EmulatorHost: lis.Addr().String()}.Options()...)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	client := newClient(tb, lis.Addr().String())
 	tb.Cleanup(func() { client.Close() })
 	return &env{clock: c, store: store, svc: svc, client: client}
+}
+
+// gcpOptions are the gRPC client options for the server at addr, as production builds them.
+func gcpOptions(addr string) []option.ClientOption {
+	return gcp.Config{EmulatorHost: addr}.Options()
 }
 
 // list reads every page of req.
