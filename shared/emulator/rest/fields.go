@@ -20,7 +20,7 @@ var systemParams = map[string]bool{
 	"upload_protocol": true, "uploadType": true, "quotaUser": true, "access_token": true,
 }
 
-// maxQueryValues bounds how many query values one request may set.
+// maxQueryValues bounds how many query values one request may carry (parseQuery checks).
 const maxQueryValues = 1 << 10
 
 // fieldPath resolves a dotted path of field names (proto or lowerCamel JSON names) in md;
@@ -93,14 +93,9 @@ func setPathField(m protoreflect.Message, fds []protoreflect.FieldDescriptor, pa
 // setQuery sets the query parameters' fields: not the path's, not under the body's.
 func setQuery(req protoreflect.ProtoMessage, rt *route, bound map[string]bool, query map[string][]string) error {
 	in := rt.method.Input()
-	n := 0
 	for key, vals := range query {
 		if systemParams[key] {
 			continue
-		}
-		n += len(vals)
-		if n > maxQueryValues {
-			return status.Errorf(codes.InvalidArgument, "more than %d query parameter values", maxQueryValues)
 		}
 		if rt.body == "*" {
 			return status.Errorf(codes.InvalidArgument, "Cannot bind query parameter '%s': the request body carries every field.", key)

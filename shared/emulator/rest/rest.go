@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,8 +168,12 @@ func (h *Handler) add(m protoreflect.MethodDescriptor, rule *annotations.HttpRul
 		}
 	}
 	if rb := rule.GetResponseBody(); rb != "" {
-		if _, err := fieldPath(m.Output(), rb); err != nil {
+		fds, err := fieldPath(m.Output(), rb)
+		if err != nil {
 			return fmt.Errorf("rest.New %s: response_body: %w", m.FullName(), err)
+		}
+		if last := fds[len(fds)-1]; last.Kind() != protoreflect.MessageKind || last.Cardinality() == protoreflect.Repeated {
+			return fmt.Errorf("rest.New %s: response_body %s is not a singular message (the only kind served)", m.FullName(), rb)
 		}
 	}
 	full := "/" + string(m.Parent().FullName()) + "/" + string(m.Name())
@@ -204,7 +209,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, status.Errorf(codes.NotFound, "The requested URL %s was not found on this server (no %s route).", r.URL.Path, r.Method))
 		return
 	}
-	query := r.URL.Query()
+	query, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
 	enumInt := false
 	for _, k := range []string{"$alt", "alt"} {
 		for _, v := range query[k] {
@@ -299,6 +308,34 @@ func (h *Handler) request(rt *route, r *http.Request, vars map[string]string, qu
 		return nil, err
 	}
 	return req, nil
+}
+
+// parseQuery splits a raw query on & only (Go's url.ParseQuery refuses the ';' of
+// $alt=json;enum-encoding=int), with at most maxQueryValues values.
+func parseQuery(raw string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if raw == "" {
+		return out, nil
+	}
+	if n := strings.Count(raw, "&") + 1; n > maxQueryValues {
+		return nil, status.Errorf(codes.InvalidArgument, "%d query parameter values, more than %d", n, maxQueryValues)
+	}
+	for _, kv := range strings.Split(raw, "&") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "query parameter %q: %v", k, err)
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "query parameter %s: %v", key, err)
+		}
+		out[key] = append(out[key], val)
+	}
+	return out, nil
 }
 
 // newMessage returns a new message of the generated type of d.
