@@ -2,7 +2,8 @@
 // executions, tasks, operations), Cloud Scheduler v1, Cloud Monitoring v3 (the Cloud Run job
 // metrics), Cloud Storage (a JSON API subset, for the durable state) and Pub/Sub
 // (google-cloud-go's pstest) with Eventarc-style push delivery, all served on one address —
-// gRPC and plain HTTP side by side — so that the functions and runwayctl run end to end on one
+// gRPC (with server reflection), REST for Cloud Run, Scheduler and Monitoring (package rest)
+// and plain HTTP side by side — so that the functions and runwayctl run end to end on one
 // machine through the official clients (RUNWAY_EMULATOR_HOST=host:port).
 //
 // `runwayctl emulator` runs it as a process; tests start it in-process with Start (or
@@ -45,6 +46,7 @@ import (
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/test/bufconn"
 
 	"runwayjobs.dev/shared/emulator/clock"
@@ -163,6 +165,9 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	storage.New(storage.Options{Clock: e.clock, Faults: e.faults, IAM: e.iam}).Register(mux)
 
 	e.deliver = eventarc.New(eventarc.Options{PubSub: e.pubsub, Clock: e.clock, Faults: e.faults, HTTPClient: httpClient})
+
+	// Server reflection, so that grpcurl needs no proto files.
+	reflection.Register(e.grpc)
 
 	// REST (HTTP/JSON) for Cloud Run Admin v2, Cloud Scheduler v1 and Cloud Monitoring v3:
 	// transcoded from the protos' google.api.http annotations and sent to e.grpc over an

@@ -16,7 +16,9 @@
 package rest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -256,8 +258,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, status.Errorf(codes.Internal, "marshal %s: %v", resp.FullName(), err))
 		return
 	}
+	// protojson varies its spacing on purpose; answer stable JSON: indented as Google's
+	// default, compact with prettyPrint=false (what the clients ask for).
+	var buf bytes.Buffer
+	if pretty(query) {
+		err = json.Indent(&buf, b, "", "  ")
+	} else {
+		err = json.Compact(&buf, b)
+	}
+	if err != nil {
+		WriteError(w, status.Errorf(codes.Internal, "format %s: %v", resp.FullName(), err))
+		return
+	}
+	buf.WriteByte('\n')
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	_, _ = w.Write(b)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// pretty reports whether the answer is indented: unless prettyPrint or $prettyPrint is false.
+func pretty(query map[string][]string) bool {
+	for _, k := range []string{"prettyPrint", "$prettyPrint"} {
+		for _, v := range query[k] {
+			if v == "false" || v == "0" {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // lookup returns the first route of method matching the path, with its variables.
