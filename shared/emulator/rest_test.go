@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"runwayjobs.dev/shared/emulator/fault"
 	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/emulator/rest"
+	"runwayjobs.dev/shared/gcp"
 )
 
 // TestRESTOnTheEmulatorPort drives the emulator's own address with the official REST clients
@@ -93,5 +95,45 @@ func TestRESTOnTheEmulatorPort(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), `"status": "NOT_FOUND"`) && !strings.Contains(string(body), `"status":"NOT_FOUND"`) {
 		t.Errorf("GET a missing job = %s %s, want 404 NOT_FOUND", resp.Status, body)
+	}
+}
+
+// BenchmarkGetJobTransports measures one GetJob through the official clients on the
+// emulator's port: gRPC, then REST (HTTP/1.1 JSON, transcoded and sent over the in-memory gRPC
+// connection), so that the transcoder's share is the difference.
+func BenchmarkGetJobTransports(b *testing.B) {
+	e := emulatortest.Start(b, emulator.Options{OpDelay: time.Millisecond})
+	ctx := context.Background()
+	grpcJobs, err := run.NewJobsClient(ctx, gcp.Config{EmulatorHost: e.Addr()}.Options()...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer grpcJobs.Close()
+	restJobs, err := run.NewJobsRESTClient(ctx, rest.ClientOptions(e.Addr())...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer restJobs.Close()
+	op, err := grpcJobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: parent, JobId: "bench", Job: &runpb.Job{
+		Template: &runpb.ExecutionTemplate{Template: &runpb.TaskTemplate{Containers: []*runpb.Container{{Image: "img", Command: []string{"true"}}}}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	job, err := op.Wait(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		client *run.JobsClient
+	}{{name: "grpc", client: grpcJobs}, {name: "rest", client: restJobs}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.client.GetJob(ctx, &runpb.GetJobRequest{Name: job.Name}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
