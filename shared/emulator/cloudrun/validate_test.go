@@ -8,14 +8,15 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"runwayjobs.dev/shared/emulator/rest"
 )
 
 // wantBadRequest checks that err is Cloud Run's refusal of field: INVALID_ARGUMENT, a message
 // "{field}: …" containing msg, and a google.rpc.BadRequest violation of the field.
 func wantBadRequest(t *testing.T, err error, field, msg string) {
 	t.Helper()
-	st, _ := status.FromError(err)
+	st := rest.StatusOf(err) // over REST, from Google's JSON error body
 	if st.Code() != codes.InvalidArgument {
 		t.Fatalf("error = %v, want InvalidArgument", err)
 	}

@@ -8,9 +8,11 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 	"google.golang.org/genproto/googleapis/rpc/code"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // HTTPStatus maps a gRPC code to its HTTP status, as google.rpc.Code documents it.
@@ -72,21 +74,30 @@ func WriteError(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// StatusOf returns the gRPC status a REST client's error carries: from the "status" of
-// Google's JSON error body when err holds a *googleapi.Error (the HTTP status alone cannot
-// tell FAILED_PRECONDITION from INVALID_ARGUMENT), else status.Convert(err).
+// StatusOf returns the gRPC status a REST client's error carries: the "status", message and
+// details of Google's JSON error body when err holds a *googleapi.Error (the HTTP status alone
+// cannot tell FAILED_PRECONDITION from INVALID_ARGUMENT), else status.Convert(err).
 func StatusOf(err error) *status.Status {
 	var ge *googleapi.Error
 	if !errors.As(err, &ge) {
 		return status.Convert(err)
 	}
 	var body errorBody
-	if json.Unmarshal([]byte(ge.Body), &body) == nil {
-		if c, ok := code.Code_value[body.Error.Status]; ok {
-			return status.New(codes.Code(c), body.Error.Message)
+	if json.Unmarshal([]byte(ge.Body), &body) != nil {
+		return status.Convert(err)
+	}
+	c, ok := code.Code_value[body.Error.Status]
+	if !ok {
+		return status.Convert(err)
+	}
+	sp := &spb.Status{Code: c, Message: body.Error.Message}
+	for _, d := range body.Error.Details {
+		a := &anypb.Any{}
+		if protojson.Unmarshal(d, a) == nil {
+			sp.Details = append(sp.Details, a)
 		}
 	}
-	return status.Convert(err)
+	return status.FromProto(sp)
 }
 
 // ClientOptions are the options that point an official REST client (run.NewJobsRESTClient,

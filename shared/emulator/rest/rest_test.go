@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	_ "cloud.google.com/go/longrunning/autogen/longrunningpb" // the rules' selectors
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -336,5 +338,29 @@ func TestNewRefusesBadRules(t *testing.T) {
 	}
 	if _, err := New(Options{Services: []string{"google.cloud.run.v2.Nope"}}); err == nil {
 		t.Error("New accepted an unknown service")
+	}
+}
+
+// TestStatusOfReadsTheBody checks that StatusOf gives back, from what WriteError wrote, the
+// exact code, the message and the details.
+func TestStatusOfReadsTheBody(t *testing.T) {
+	st, err := status.New(codes.FailedPrecondition, "no").WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "f", Description: "d"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	WriteError(rec, st.Err())
+	got := StatusOf(fmt.Errorf("call: %w", &googleapi.Error{Code: rec.Code, Body: rec.Body.String()}))
+	if got.Code() != codes.FailedPrecondition || got.Message() != "no" || len(got.Details()) != 1 {
+		t.Fatalf("StatusOf = %v %q %v", got.Code(), got.Message(), got.Details())
+	}
+	if br, ok := got.Details()[0].(*errdetails.BadRequest); !ok || br.GetFieldViolations()[0].GetField() != "f" {
+		t.Errorf("detail %v", got.Details()[0])
+	}
+	if c := StatusOf(&googleapi.Error{Code: 400, Body: "not json"}).Code(); c != codes.Unknown {
+		t.Errorf("StatusOf a body that is not Google's shape = %v, want Unknown (status.Convert)", c)
+	}
+	if c := StatusOf(status.Error(codes.NotFound, "x")).Code(); c != codes.NotFound {
+		t.Errorf("StatusOf a gRPC error = %v", c)
 	}
 }
