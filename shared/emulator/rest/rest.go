@@ -319,7 +319,7 @@ func (h *Handler) request(rt *route, r *http.Request, vars map[string]string, qu
 				target = mutableLeaf(req.ProtoReflect(), fd)
 			}
 			if err := (protojson.UnmarshalOptions{}).Unmarshal(b, target); err != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "Invalid JSON payload received. %v", err)
+				return nil, status.Errorf(codes.InvalidArgument, "Invalid JSON payload received. %s", redactJSONError(err))
 			}
 		}
 	}
@@ -335,6 +335,25 @@ func (h *Handler) request(rt *route, r *http.Request, vars map[string]string, qu
 		return nil, err
 	}
 	return req, nil
+}
+
+// redactJSONError is protojson's error without the offending value or token, which may be a
+// secret from the body (an environment variable's value): position, field and kind remain.
+func redactJSONError(err error) string {
+	msg := err.Error()
+	for _, marker := range []string{"unexpected token ", "invalid value for "} {
+		i := strings.Index(msg, marker)
+		if i < 0 {
+			continue
+		}
+		if marker == "unexpected token " {
+			return msg[:i+len(marker)-1] + " (not shown)"
+		}
+		if j := strings.LastIndex(msg, ": "); j > i {
+			return msg[:j] + " (value not shown)"
+		}
+	}
+	return msg
 }
 
 // parseQuery splits a raw query on & only (Go's url.ParseQuery refuses the ';' of

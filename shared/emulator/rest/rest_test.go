@@ -212,6 +212,8 @@ func TestBinding(t *testing.T) {
 		},
 		{name: "name in the body differs from the path", call: call{method: "PATCH", path: "/v1/" + parent + "/jobs/a", body: `{"name":"` + parent + `/jobs/b"}`}, wantCode: 400, wantBody: `"status":"INVALID_ARGUMENT"`},
 		{name: "unknown body field", call: call{method: "POST", path: "/v1/" + parent + "/jobs/a:pause", body: `{"nope":1}`}, wantCode: 400, wantBody: `"status":"INVALID_ARGUMENT"`},
+		{name: "a bad value is not echoed", call: call{method: "PATCH", path: "/v1/" + parent + "/jobs/a", body: `{"description":"s3cret" "x"}`}, wantCode: 400, wantBody: "unexpected token (not shown)"},
+		{name: "a bad typed value is not echoed", call: call{method: "PATCH", path: "/v1/" + parent + "/jobs/a", body: `{"retryConfig":{"retryCount":"s3cret"}}`}, wantCode: 400, wantBody: "retryCount (value not shown)"},
 		{name: "malformed body", call: call{method: "POST", path: "/v1/" + parent + "/jobs/a:pause", body: `{`}, wantCode: 400, wantBody: "Invalid JSON payload"},
 		{name: "body too large", call: call{method: "POST", path: "/v1/" + parent + "/jobs", body: `{"description":"` + strings.Repeat("x", 5000) + `"}`}, wantCode: 400, wantBody: "larger than 4096 bytes"},
 		{name: "unknown query parameter", call: call{method: "GET", path: "/v1/" + parent + "/jobs?nope=1"}, wantCode: 400, wantBody: "Cannot bind query parameter 'nope'"},
@@ -231,6 +233,9 @@ func TestBinding(t *testing.T) {
 			code, body := do(t, base, tt.call)
 			if code != tt.wantCode || !strings.Contains(body, tt.wantBody) {
 				t.Fatalf("%s %s = %d %s; want %d with %s", tt.call.method, tt.call.path, code, body, tt.wantCode, tt.wantBody)
+			}
+			if strings.Contains(body, "s3cret") {
+				t.Errorf("the answer echoes the body's value: %s", body)
 			}
 			method, req, _, _ := s.last()
 			if tt.wantMethod != "" && method != tt.wantMethod {
