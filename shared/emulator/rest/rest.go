@@ -122,12 +122,18 @@ func New(opts Options) (*Handler, error) {
 		}
 	}
 	for _, rs := range h.routes {
-		// The most specific template first: more literal segments, then a verb.
+		// The most specific template first: more literal segments, then no "**" (so that
+		// /v3/projects/p/metricDescriptors lists rather than gets a descriptor named ""), then
+		// a verb.
 		sort.SliceStable(rs, func(i, j int) bool {
-			if a, b := rs[i].tmpl.literals(), rs[j].tmpl.literals(); a != b {
-				return a > b
+			a, b := rs[i].tmpl, rs[j].tmpl
+			if a.literals() != b.literals() {
+				return a.literals() > b.literals()
 			}
-			return rs[i].tmpl.verb != "" && rs[j].tmpl.verb == ""
+			if a.deep() != b.deep() {
+				return !a.deep()
+			}
+			return a.verb != "" && b.verb == ""
 		})
 	}
 	return h, nil

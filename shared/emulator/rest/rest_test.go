@@ -223,6 +223,7 @@ func TestBinding(t *testing.T) {
 		{name: "bad query enum", call: call{method: "GET", path: "/v3/projects/p/timeSeries?view=ALL"}, wantCode: 400, wantBody: "Invalid value at 'view'"},
 		{name: "singular field twice", call: call{method: "GET", path: "/v1/" + parent + "/jobs?pageSize=1&pageSize=2"}, wantCode: 400, wantBody: "2 values for a singular field"},
 		{name: "map in the query", call: call{method: "PATCH", path: "/v1/" + parent + "/jobs/a?job.labels=x", body: `{}`}, wantCode: 400, wantBody: "Cannot bind query parameter"},
+		{name: "a collection wins over ** matching nothing", call: call{method: "GET", path: "/v3/projects/p/metricDescriptors"}, wantCode: 200, wantMethod: "/google.monitoring.v3.MetricService/ListMetricDescriptors"},
 		{name: "no route", call: call{method: "GET", path: "/v1/jobs/a"}, wantCode: 404, wantBody: `"status":"NOT_FOUND"`},
 		{name: "no route for the method", call: call{method: "PUT", path: "/v1/" + parent + "/jobs/a"}, wantCode: 404, wantBody: `"code":404`},
 		{name: "service error", call: call{method: "GET", path: "/v1/" + parent + "/jobs/absent"}, wantCode: 404, wantBody: `"status":"NOT_FOUND"`},

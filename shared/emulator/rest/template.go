@@ -285,3 +285,6 @@ func (t *template) literals() int {
 	}
 	return n
 }
+
+// deep reports whether t ends with "**".
+func (t *template) deep() bool { return t.segs[len(t.segs)-1].kind == deep }
