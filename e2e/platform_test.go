@@ -299,7 +299,7 @@ func TestPlatformScheduledSlotsRunOnce(t *testing.T) {
 	got = p.scheduledSlots(t, helloJob, 6)
 	want = append(want, "2026-12-01T00:20:00Z", "2026-12-01T00:25:00Z", "2026-12-01T00:30:00Z")
 	if !slices.Equal(got, want) {
-		t.Fatalf("with faults, scheduled executions served slots %v, want each of %v once", got, want)
+		t.Fatalf("with faults, scheduled executions served slots %v, want each of %v once\n%s", got, want, p.out)
 	}
 }
 

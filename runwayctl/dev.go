@@ -470,7 +470,13 @@ func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f 
 	}
 	sub := "projects/" + project + "/subscriptions/eventarc-" + f.name + "-" + topic
 	_, err := cl.PubSub.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
-		Name: sub, Topic: tp, AckDeadlineSeconds: int32(platform.PushAckDeadline / time.Second),
+		// Not production's 600 s: pstest runs on the platform's (manual) clock and drops a
+		// message that is available but undelivered 10 minutes after its publish time. Under
+		// a 10-minute lease a message whose push failed is made available again only by its
+		// backoff, and a manual clock that jumps whole slots then passes that age before the
+		// redelivery (e2e TestPlatformScheduledSlotsRunOnce lost a slot in 3 of 5 runs);
+		// a 60 s lease also makes it available when a jump passes the lease, as before.
+		Name: sub, Topic: tp, AckDeadlineSeconds: devPushAckDeadlineSeconds,
 		PushConfig: &pubsubpb.PushConfig{PushEndpoint: f.url},
 		RetryPolicy: &pubsubpb.RetryPolicy{
 			MinimumBackoff: durationpb.New(platform.PushMinBackoff),
@@ -486,6 +492,9 @@ func wire(ctx context.Context, cl *allclients.Clients, project, topic string, f 
 	}
 	return nil
 }
+
+// devPushAckDeadlineSeconds is the ack deadline of runwayctl dev's push subscriptions.
+const devPushAckDeadlineSeconds = 60
 
 // wireDeadLetter creates a function's dead-letter topic in the platform project and the pull
 // subscription that keeps its messages, as infra/platform/pubsub.tf does.

@@ -137,7 +137,7 @@ func TestDevSubscriptionsHaveProductionsDeliveryPolicy(t *testing.T) {
 	if got := sub.GetRetryPolicy(); got.GetMinimumBackoff().AsDuration() != 10*time.Second || got.GetMaximumBackoff().AsDuration() != 600*time.Second {
 		t.Errorf("retry_policy = %v, want 10s to 600s", got)
 	}
-	if sub.GetAckDeadlineSeconds() != 600 || sub.GetPushConfig().GetPushEndpoint() != f.url {
+	if sub.GetAckDeadlineSeconds() != devPushAckDeadlineSeconds || sub.GetPushConfig().GetPushEndpoint() != f.url {
 		t.Errorf("ack deadline %d, push endpoint %q", sub.GetAckDeadlineSeconds(), sub.GetPushConfig().GetPushEndpoint())
 	}
 	hold, err := cl.PubSub.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: "projects/" + devPlatformProject + "/subscriptions/runway-trigger-dead-letter-hold"})
