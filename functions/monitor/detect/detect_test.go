@@ -226,6 +226,37 @@ func TestEvaluate(t *testing.T) {
 			until:    "3:00",
 		},
 		{
+			name: "flapping: the third resolve within 6h is held until the job settles",
+			execs: []Execution{exec(1, "1:00", 3*min, Failed, 0), exec(2, "2:00", 3*min, Succeeded, 0), exec(3, "3:00", 3*min, Failed, 0),
+				exec(4, "4:00", 3*min, Succeeded, 0), exec(5, "5:00", 3*min, Failed, 0), exec(6, "6:00", 3*min, Succeeded, 0),
+				exec(7, "7:00", 3*min, Succeeded, 0), exec(8, "8:00", 3*min, Succeeded, 0), exec(9, "9:00", 3*min, Failed, 0)},
+			until: "9:30",
+			want: []got{{notify.KindFailed, notify.ActionOpen, "01:03:02"}, {notify.KindRecovered, notify.ActionResolve, "02:03:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:03:02"}, {notify.KindFlapping, notify.ActionWarn, "04:03:02"},
+				{notify.KindRecovered, notify.ActionResolve, "08:03:02"}, {notify.KindFailed, notify.ActionOpen, "09:03:02"}},
+		},
+		{
+			name: "flap damping off: every change pages",
+			cfg:  Config{FlapWindow: -1},
+			execs: []Execution{exec(1, "1:00", 3*min, Failed, 0), exec(2, "2:00", 3*min, Succeeded, 0), exec(3, "3:00", 3*min, Failed, 0),
+				exec(4, "4:00", 3*min, Succeeded, 0)},
+			until: "4:30",
+			want: []got{{notify.KindFailed, notify.ActionOpen, "01:03:02"}, {notify.KindRecovered, notify.ActionResolve, "02:03:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:03:02"}, {notify.KindRecovered, notify.ActionResolve, "04:03:02"}},
+		},
+		{
+			name: "flap window 1h, 3 changes: only the close ones flap",
+			cfg:  Config{FlapWindow: time.Hour, FlapChanges: 3},
+			execs: []Execution{manual(1, "1:00", 3*min, Failed), manual(2, "2:00", 3*min, Succeeded), manual(3, "3:00", 3*min, Failed),
+				manual(4, "3:20", 3*min, Succeeded), manual(5, "3:40", 3*min, Failed), manual(6, "4:00", 3*min, Succeeded), manual(7, "5:00", 3*min, Succeeded)},
+			settings: settings(func(s *platform.Settings) { s.Schedule = "" }),
+			until:    "5:30",
+			want: []got{{notify.KindFailed, notify.ActionOpen, "01:03:02"}, {notify.KindRecovered, notify.ActionResolve, "02:03:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:03:02"}, {notify.KindRecovered, notify.ActionResolve, "03:23:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:43:02"}, {notify.KindFlapping, notify.ActionWarn, "04:03:02"},
+				{notify.KindRecovered, notify.ActionResolve, "05:03:02"}},
+		},
+		{
 			name:     "slots before the schedule was created are not expected",
 			settings: settings(func(s *platform.Settings) { s.CreatedAt = at("2:30") }),
 			execs:    []Execution{exec(1, "3:00", 3*min, Succeeded, 0)},
@@ -356,7 +387,7 @@ func TestAlertTexts(t *testing.T) {
 	j := Job{Key: key, Settings: s, SlotOwner: true}
 	st := &State{Watermark: t0}
 	x1, x2 := exec(1, "1:00", 3*time.Minute, Failed, 0), exec(2, "2:00", 3*time.Minute, Failed, 0)
-	_, alerts := Evaluate(st, []Observation{{Job: j, Read: true, Executions: []Execution{x1, x2}}}, at("2:10"), Config{})
+	_, alerts := Evaluate(st, []Observation{{Job: j, Read: true, Executions: []Execution{x1, x2}}}, at("2:10"), Config{Now: at("2:13:30")})
 	if len(alerts) != 1 {
 		t.Fatalf("alerts = %+v", alerts)
 	}
@@ -365,7 +396,7 @@ func TestAlertTexts(t *testing.T) {
 		Action: notify.ActionOpen, Severity: notify.SeverityCritical, Workload: "nightly", Project: "p", Location: "us-east1", Job: key.Name(),
 		Summary:   "nightly: execution nightly-2 failed",
 		Detail:    "The execution ended failed at 2026-12-01 02:03 UTC. It is the 2nd failure in a row (failure_threshold 2); failing since 2026-12-01 01:03 UTC. See its logs for the failing task.",
-		Execution: x2.Name, Since: x1.Completed, LogURL: x2.LogURI, Owner: "dbre", Team: "infra", Time: x2.Completed}
+		Execution: x2.Name, Since: x1.Completed, LogURL: x2.LogURI, Owner: "dbre", Team: "infra", Time: x2.Completed, DetectedAt: at("2:13:30")}
 	if d := cmp.Diff(want, a); d != "" {
 		t.Errorf("alert (-want +got):\n%s", d)
 	}
