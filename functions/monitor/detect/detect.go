@@ -193,10 +193,16 @@ func Unserved(st *State, obs Observation, t time.Time, cfg Config) []time.Time {
 	if !j.Settings.Monitoring.Enabled {
 		return nil
 	}
-	js := prepare(st.Jobs[j.Key.String()], j, st.Watermark)
+	js := st.Jobs[j.Key.String()]
+	if js == nil || js.Schedule != scheduleSig(j.Settings) {
+		js = prepare(js, j, st.Watermark) // re-based; otherwise read as it is, without a copy
+	}
+	due, _ := dueSlots(js, j, t, cfg.Schedules)
+	if len(due) == 0 {
+		return nil
+	}
 	served := servedBy(obs, t)
 	var out []time.Time
-	due, _ := dueSlots(js, j, t, cfg.Schedules)
 	for _, s := range due {
 		if !js.served(s) && !served[s.Unix()] {
 			out = append(out, s)
