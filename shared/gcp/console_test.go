@@ -41,3 +41,22 @@ func TestSchedulerJobLinks(t *testing.T) {
 		t.Errorf("query decodes to %q, %v; want %q", filter, err, want)
 	}
 }
+
+// FuzzSchedulerJobLinks: any name gives no links or links that are URLs of the right host,
+// whose query part names the job.
+func FuzzSchedulerJobLinks(f *testing.F) {
+	f.Add("projects/p/locations/us-east1/jobs/nightly", "")
+	f.Add("projects/p?x=1/locations/a;b/jobs/\"q\"\n", "127.0.0.1:1")
+	f.Add("projects//locations//jobs/", "")
+	f.Fuzz(func(t *testing.T, name, host string) {
+		for _, l := range (Config{EmulatorHost: host}).SchedulerJobLinks(name) {
+			u, err := url.Parse(l.URL)
+			if host == "" && (err != nil || u.Host != "console.cloud.google.com" || u.Query().Get("project") != strings.Split(name, "/")[1]) {
+				t.Errorf("link %q of %q: %v", l.URL, name, err)
+			}
+			if host != "" && !strings.HasSuffix(l.URL, EmulatorSchedulerPath+name) {
+				t.Errorf("emulator link %q of %q", l.URL, name)
+			}
+		}
+	})
+}
