@@ -296,6 +296,9 @@ func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t t
 	}
 	cfg := h.detectConfig()
 	cfg.Now = h.now()
+	for _, l := range h.cfg.GCP.MetricsLinks(p.id) {
+		cfg.BlindLinks = append(cfg.BlindLinks, notify.Link{Text: l.Text, Href: l.URL})
+	}
 	merr := h.observeMetrics(ctx, p.id, obs, w, t)
 	blind, reason := false, ""
 	switch {

@@ -37,3 +37,17 @@ func (c Config) SchedulerJobLinks(name string) []Link {
 		{Text: "Scheduler logs", URL: "https://console.cloud.google.com/logs/query;query=" + strings.ReplaceAll(url.PathEscape(query), "=", "%3D") + p},
 	}
 }
+
+// MetricsLinks returns where a person looks when the monitor cannot read project's Cloud Run
+// job metrics: on Google Cloud, Metrics Explorer and the Cloud Monitoring API's quota and error
+// page; on the emulator, its injected faults (the usual cause there).
+func (c Config) MetricsLinks(project string) []Link {
+	if c.EmulatorHost != "" {
+		return []Link{{Text: "Emulator faults", URL: "http://" + c.EmulatorHost + "/emulator/v1/faults"}}
+	}
+	p := "?project=" + url.QueryEscape(project)
+	return []Link{
+		{Text: "Metrics Explorer", URL: "https://console.cloud.google.com/monitoring/metrics-explorer" + p},
+		{Text: "Monitoring API", URL: "https://console.cloud.google.com/apis/api/monitoring.googleapis.com/metrics" + p},
+	}
+}

@@ -42,6 +42,27 @@ func TestSchedulerJobLinks(t *testing.T) {
 	}
 }
 
+func TestMetricsLinks(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want []Link
+	}{
+		{name: "Google Cloud", want: []Link{
+			{Text: "Metrics Explorer", URL: "https://console.cloud.google.com/monitoring/metrics-explorer?project=gitlab-runway"},
+			{Text: "Monitoring API", URL: "https://console.cloud.google.com/apis/api/monitoring.googleapis.com/metrics?project=gitlab-runway"},
+		}},
+		{name: "emulator", cfg: Config{EmulatorHost: "127.0.0.1:8085"}, want: []Link{{Text: "Emulator faults", URL: "http://127.0.0.1:8085/emulator/v1/faults"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if d := cmp.Diff(tt.want, tt.cfg.MetricsLinks("gitlab-runway")); d != "" {
+				t.Errorf("links (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
 // FuzzSchedulerJobLinks: any name gives no links or links that are URLs of the right host,
 // whose query part names the job.
 func FuzzSchedulerJobLinks(f *testing.F) {

@@ -861,6 +861,7 @@ func SetBlind(st *State, project string, blind bool, reason string, t time.Time,
 			Detail:  "The held window is being evaluated now; alerts about it follow."}
 	}
 	a.DetectedAt = cmp.Or(cfg.Now, t)
+	a.Links = slices.Clone(cfg.BlindLinks)
 	ns.Outbox = append(ns.Outbox, Pending{Alert: a, Channels: slices.Clone(channels)})
 	return &ns, []notify.Alert{a}
 }

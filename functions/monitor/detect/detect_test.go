@@ -83,7 +83,7 @@ func replay(t *testing.T, s platform.Settings, cfg Config, ticks []tick) []got {
 			}
 			visible = append(visible, x)
 		}
-		o := Observation{Job: Job{Key: key, Settings: s, SlotOwner: true, Channels: []string{"slack"}}, Read: true, Executions: visible, Slots: tk.slots}
+		o := Observation{Job: Job{Key: key, Settings: s, SlotOwner: true, Channels: []string{"slack"}, Links: slotLinks}, Read: true, Executions: visible, Slots: tk.slots}
 		before, _ := json.Marshal(st)
 		ns, alerts := Evaluate(st, []Observation{o}, tk.t, cfg)
 		if after, _ := json.Marshal(st); string(before) != string(after) {
@@ -95,6 +95,12 @@ func replay(t *testing.T, s platform.Settings, cfg Config, ticks []tick) []got {
 		for _, a := range alerts {
 			if a.ID == "" || a.IncidentKey == "" || a.Summary == "" || a.Workload != "nightly" || a.Owner != "dbre" || a.Job != key.Name() {
 				t.Errorf("alert lacks its facts: %+v", a)
+			}
+			if a.LogURL == "" && len(a.Links) == 0 {
+				t.Errorf("alert gives no link: %+v", a)
+			}
+			if !a.DetectedAt.Equal(tk.t) {
+				t.Errorf("alert detected at %s, want the evaluation time %s (Config.Now unset)", a.DetectedAt, tk.t)
 			}
 			out = append(out, got{Kind: a.Kind, Action: a.Action, At: a.Time.Format("15:04:05")})
 		}
@@ -338,7 +344,7 @@ func TestNeedsExecutions(t *testing.T) {
 }
 
 func TestBlind(t *testing.T) {
-	cfg := Config{BlindAfter: 15 * time.Minute}
+	cfg := Config{BlindAfter: 15 * time.Minute, BlindLinks: []notify.Link{{Text: "Metrics Explorer", Href: "https://metrics"}}}
 	st := &State{Watermark: at("1:00")}
 	var kinds []string
 	for _, step := range []struct {
@@ -349,6 +355,9 @@ func TestBlind(t *testing.T) {
 		st, alerts = SetBlind(st, "p", step.blind, "Unavailable", at(step.t), []string{"platform"}, cfg)
 		for _, a := range alerts {
 			kinds = append(kinds, fmt.Sprintf("%s %s/%s", step.t, a.Kind, a.Action))
+			if len(a.Links) != 1 || !a.DetectedAt.Equal(at(step.t)) {
+				t.Errorf("alert %s: links %v, detected %s", a.ID, a.Links, a.DetectedAt)
+			}
 		}
 	}
 	if d := cmp.Diff([]string{"1:16 unknown/open", "1:30 unknown/resolve"}, kinds); d != "" {

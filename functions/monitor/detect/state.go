@@ -250,6 +250,8 @@ type Config struct {
 	FirstRead time.Duration
 	// Schedules caches the parsed schedules (nil: parse each time).
 	Schedules *Schedules
+	// BlindLinks are the links of the monitor's own alerts (it cannot see the metrics).
+	BlindLinks []notify.Link
 	// Now is the wall-clock time of the tick, stamped on the alerts as DetectedAt (zero: the
 	// time evaluated up to).
 	Now time.Time
