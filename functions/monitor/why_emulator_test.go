@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,11 +65,14 @@ func TestMissedSlotSaysWhy(t *testing.T) {
 			recv := &hookReceiver{t: t, secret: []byte("hook-secret")}
 			srv := httptest.NewServer(recv)
 			t.Cleanup(srv.Close)
-			h := emuMonitor(ctx, t, e, clients, srv.URL, clk)
+			slack := &slackReceiver{}
+			slackSrv := httptest.NewServer(slack)
+			t.Cleanup(slackSrv.Close)
+			h := emuMonitor(ctx, t, e, clients, srv.URL, slackSrv.URL+"/services/T0/B0/s3cr3t", clk)
 
 			s := platform.Settings{Workload: "nightly", Schedule: "*/5 * * * *", ConcurrencyPolicy: "Forbid", CreatedAt: start.Add(-time.Hour),
 				Timeout: time.Minute, Monitoring: platform.Monitoring{Enabled: true, Grace: time.Minute, ExpectedRuntime: time.Minute, FailureThreshold: 1, RecoveryThreshold: 1},
-				Owner: platform.Owner{EmailHandle: "nightly-owner"}, Channels: []string{"owner-hook"}}
+				Owner: platform.Owner{EmailHandle: "nightly-owner"}, Channels: []string{"owner-hook", "owner-slack"}}
 			op, err := clients.Jobs.CreateJob(ctx, &runpb.CreateJobRequest{Parent: "projects/" + emuProject + "/locations/" + emuRegion, JobId: "nightly", Job: &runpb.Job{
 				Labels:      map[string]string{platform.LabelManagedBy: platform.ManagedByValue, platform.LabelWorkload: "nightly"},
 				Annotations: map[string]string{platform.AnnotationSettings: s.Encode()},
@@ -108,6 +112,25 @@ func TestMissedSlotSaysWhy(t *testing.T) {
 			if len(a.Links) != 1 || a.Links[0].Href != "http://"+e.Addr()+gcp.EmulatorSchedulerPath+schedName {
 				t.Fatalf("links = %+v, want the emulator's page of %s", a.Links, schedName)
 			}
+			// Slack gets the same: the reason in the detail block, the link as a link.
+			msgs := slack.messages()
+			if len(msgs) != 1 {
+				t.Fatalf("%d Slack messages, want 1", len(msgs))
+			}
+			var text strings.Builder
+			for _, b := range msgs[0].Blocks {
+				if b.Text != nil {
+					text.WriteString(b.Text.Text + "\n")
+				}
+				for _, f := range b.Fields {
+					text.WriteString(f.Text + "\n")
+				}
+			}
+			for _, want := range []string{tt.want, "*Scheduler job*\n<" + a.Links[0].Href + "|scheduler job>", "*Detected*\n2026-12-01T10:08:20Z", "*At*\n2026-12-01T10:07:00Z"} {
+				if !strings.Contains(text.String(), want) {
+					t.Errorf("Slack message lacks %q:\n%s", want, text.String())
+				}
+			}
 			resp, err := http.Get(a.Links[0].Href)
 			if err != nil {
 				t.Fatal(err)
@@ -138,13 +161,39 @@ func createSchedulerJob(ctx context.Context, t *testing.T, c *allclients.Clients
 	}
 }
 
-// emuMonitor is a monitor Handler on the emulator e, with one signed webhook channel
-// owner-hook posting to hook and the inventory of one job workload, nightly.
-func emuMonitor(ctx context.Context, t *testing.T, e *emulator.Emulator, clients *allclients.Clients, hook string, clk *clock.ManualClock) *Handler {
+// slackReceiver is a local Slack incoming webhook: it keeps the messages and answers "ok".
+type slackReceiver struct {
+	mu   sync.Mutex
+	msgs []notify.SlackMessage
+}
+
+func (s *slackReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m notify.SlackMessage
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.msgs = append(s.msgs, m)
+	s.mu.Unlock()
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (s *slackReceiver) messages() []notify.SlackMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]notify.SlackMessage(nil), s.msgs...)
+}
+
+// emuMonitor is a monitor Handler on the emulator e, with a signed webhook channel owner-hook
+// posting to hook, a Slack channel owner-slack posting to slack, and the inventory of one job
+// workload, nightly.
+func emuMonitor(ctx context.Context, t *testing.T, e *emulator.Emulator, clients *allclients.Clients, hook, slack string, clk *clock.ManualClock) *Handler {
 	t.Helper()
 	dir := t.TempDir()
 	channels := filepath.Join(dir, "channels.yml")
-	if err := os.WriteFile(channels, []byte("channels:\n  owner-hook:\n    type: webhook\n    url: "+hook+"\n    secret: {env: OWNER_HOOK_SECRET}\n"), 0o644); err != nil {
+	if err := os.WriteFile(channels, []byte("channels:\n  owner-hook:\n    type: webhook\n    url: "+hook+"\n    secret: {env: OWNER_HOOK_SECRET}\n"+
+		"  owner-slack:\n    type: slack\n    webhook: {env: OWNER_SLACK_WEBHOOK}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	inv, err := inventory.Parse("inventory.yml", []byte(`inventory:
@@ -159,7 +208,7 @@ func emuMonitor(ctx context.Context, t *testing.T, e *emulator.Emulator, clients
 		t.Fatal(err)
 	}
 	env := map[string]string{gcp.EmulatorHostEnv: e.Addr(), state.EnvVar: filepath.Join(dir, "state"), platform.EnvInventory: "inventory.yml",
-		EnvChannels: channels, EnvIngestLag: "0s", "OWNER_HOOK_SECRET": "hook-secret"}
+		EnvChannels: channels, EnvIngestLag: "0s", "OWNER_HOOK_SECRET": "hook-secret", "OWNER_SLACK_WEBHOOK": slack}
 	cfg, err := ConfigFromEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
