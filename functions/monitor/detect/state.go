@@ -6,7 +6,9 @@
 // Cloud Run and Cloud Monitoring and writing the state back; replay tests call it through the
 // function over a month of simulated history. It never reads the clock or does I/O, and the
 // outcome does not depend on how the time is cut into ticks: every finding is dated by the event
-// that caused it (a completion, a slot's deadline, a run's expected end), not by the tick.
+// that caused it (a completion, a slot's deadline, a run's expected end), not by the tick. Only
+// what the tick itself adds depends on it: Alert.DetectedAt (Config.Now), the Scheduler job's
+// state quoted in a missed slot's detail, and the closing time of a job found gone.
 package detect
 
 import (
