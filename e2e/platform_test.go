@@ -61,6 +61,11 @@ type sinkAlert struct {
 		Action   string `json:"action"`
 		Workload string `json:"workload"`
 		Summary  string `json:"summary"`
+		Detail   string `json:"detail"`
+		Links    []struct {
+			Text string `json:"text"`
+			Href string `json:"href"`
+		} `json:"links"`
 	} `json:"alert"`
 }
 
@@ -506,8 +511,9 @@ func TestPlatformSuspendedIsQuiet(t *testing.T) {
 }
 
 // TestPlatformStoppedScheduleIsMissed: the hello job's Cloud Scheduler job is paused behind
-// Runway's back (a schedule that died): its slots are reported missed, in one alert; resumed,
-// the next slot runs and one recovery follows.
+// Runway's back (a schedule that died): its slots are reported missed, in one alert that says
+// the Scheduler job was paused outside Runway and links to it; resumed, the next slot runs and
+// one recovery follows.
 func TestPlatformStoppedScheduleIsMissed(t *testing.T) {
 	start := time.Date(2026, 12, 1, 0, 1, 0, 0, time.UTC)
 	p := startDev(t, start)
@@ -546,6 +552,11 @@ func TestPlatformStoppedScheduleIsMissed(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "open missed" || !strings.HasPrefix(got[1], "resolve") {
 		t.Fatalf("alerts = %q, want one missed and one recovery", got)
+	}
+	a := p.alerts(t, "hello-runway")[0].Alert
+	if !strings.Contains(a.Detail, "The Cloud Scheduler job is PAUSED, but the manifest does not suspend the job") ||
+		len(a.Links) == 0 || !strings.HasSuffix(a.Links[0].Href, "/emulator/v1/scheduler/"+helloJob) {
+		t.Errorf("the missed alert does not say why or link to the Scheduler job: %q, %+v", a.Detail, a.Links)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/genproto/googleapis/api/metric"
@@ -183,6 +184,7 @@ func BenchmarkTick10kJobs(b *testing.B) {
 	counted.metricCalls.Store(0)
 	counted.metricPages.Store(0)
 	counted.executionLists.Store(0)
+	counted.schedulerReads.Store(0)
 	var evalTime, tickTime time.Duration
 	var peak uint64
 	minute := 0
@@ -220,6 +222,7 @@ func BenchmarkTick10kJobs(b *testing.B) {
 	b.ReportMetric(float64(counted.metricCalls.Load())/n, "monitoring-calls/op")
 	b.ReportMetric(float64(counted.metricPages.Load())/n, "monitoring-pages/op")
 	b.ReportMetric(float64(counted.executionLists.Load())/n, "execution-reads/op")
+	b.ReportMetric(float64(counted.schedulerReads.Load())/n, "scheduler-reads/op")
 	b.ReportMetric(float64(tickTime.Microseconds())/1000/n, "tick-ms")
 	b.ReportMetric(float64(evalTime.Microseconds())/1000/n, "evaluate-ms")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
@@ -232,7 +235,12 @@ func BenchmarkTick10kJobs(b *testing.B) {
 // counting counts the calls made through a cloud, for the benchmarks.
 type counting struct {
 	cloud
-	jobLists, executionLists, metricCalls, metricPages atomic.Int64
+	jobLists, executionLists, metricCalls, metricPages, schedulerReads atomic.Int64
+}
+
+func (c *counting) getSchedulerJob(ctx context.Context, name string) (*schedulerpb.Job, error) {
+	c.schedulerReads.Add(1)
+	return c.cloud.getSchedulerJob(ctx, name)
 }
 
 func (c *counting) listJobs(ctx context.Context, project, region string) ([]*runpb.Job, error) {

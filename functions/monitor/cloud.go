@@ -11,6 +11,7 @@ import (
 
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"google.golang.org/api/iterator"
 
 	"runwayjobs.dev/functions/monitor/detect"
@@ -28,6 +29,8 @@ type cloud interface {
 	listExecutions(ctx context.Context, job string, after time.Time) ([]*runpb.Execution, error)
 	// listTimeSeries returns every series of req, all pages read; pages counts the pages.
 	listTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) (series []*monitoringpb.TimeSeries, pages int, err error)
+	// getSchedulerJob returns the Cloud Scheduler job name (a NotFound status error if none).
+	getSchedulerJob(ctx context.Context, name string) (*schedulerpb.Job, error)
 }
 
 // gcpCloud reads through the official clients.
@@ -67,6 +70,14 @@ func (g gcpCloud) listExecutions(ctx context.Context, job string, after time.Tim
 		}
 		out = append(out, x)
 	}
+}
+
+func (g gcpCloud) getSchedulerJob(ctx context.Context, name string) (*schedulerpb.Job, error) {
+	j, err := g.c.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
+	if err != nil {
+		return nil, fmt.Errorf("scheduler.GetJob %s: %w", name, err)
+	}
+	return j, nil
 }
 
 func (g gcpCloud) listTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) ([]*monitoringpb.TimeSeries, int, error) {

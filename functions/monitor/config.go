@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"runwayjobs.dev/functions/monitor/detect"
 	"runwayjobs.dev/shared/platform"
 )
 
@@ -22,6 +23,11 @@ const (
 	EnvBlindAfter = "RUNWAY_MONITOR_BLIND_AFTER"
 	// EnvWorkers bounds the concurrent execution reads (default 8).
 	EnvWorkers = "RUNWAY_MONITOR_WORKERS"
+	// EnvFlapWindow and EnvFlapChanges are the flap damping (detect.Config): a success does
+	// not resolve an incident when that would make EnvFlapChanges (default 4) incident opens
+	// and resolves within EnvFlapWindow (Go duration, default 6h; 0 turns damping off).
+	EnvFlapWindow  = "RUNWAY_MONITOR_FLAP_WINDOW"
+	EnvFlapChanges = "RUNWAY_MONITOR_FLAP_CHANGES"
 )
 
 // Config is the monitor's configuration: what every function reads, and the monitor's own.
@@ -36,6 +42,9 @@ type Config struct {
 	ReAlert    time.Duration
 	BlindAfter time.Duration
 	Workers    int
+	// FlapWindow and FlapChanges are detect.Config's flap damping (FlapWindow negative: off).
+	FlapWindow  time.Duration
+	FlapChanges int
 	// MaxWindow bounds how far back one tick evaluates (default 24h): after a longer outage
 	// the monitor skips ahead rather than replay days of slots.
 	MaxWindow time.Duration
@@ -65,6 +74,8 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		IngestLag:      3 * time.Minute,
 		BlindAfter:     15 * time.Minute,
 		Workers:        8,
+		FlapWindow:     detect.DefaultFlapWindow,
+		FlapChanges:    detect.DefaultFlapChanges,
 	}
 	for _, d := range []struct {
 		env string
@@ -77,6 +88,23 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 			}
 			*d.to = x
 		}
+	}
+	if v := get(EnvFlapWindow); v != "" {
+		x, err := time.ParseDuration(v)
+		if err != nil || x < 0 {
+			return Config{}, fmt.Errorf("%s=%q: want a Go duration such as 6h, or 0 for no flap damping", EnvFlapWindow, v)
+		}
+		c.FlapWindow = x
+		if x == 0 {
+			c.FlapWindow = -1
+		}
+	}
+	if v := get(EnvFlapChanges); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2 || n > 100 {
+			return Config{}, fmt.Errorf("%s=%q: want a number from 2 to 100", EnvFlapChanges, v)
+		}
+		c.FlapChanges = n
 	}
 	if v := get(EnvWorkers); v != "" {
 		n, err := strconv.Atoi(v)

@@ -142,7 +142,8 @@ func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory
 const maxSchedules = 4096
 
 func (h *Handler) detectConfig() detect.Config {
-	return detect.Config{ReAlert: h.cfg.ReAlert, BlindAfter: h.cfg.BlindAfter, Schedules: h.schedules}
+	return detect.Config{ReAlert: h.cfg.ReAlert, BlindAfter: h.cfg.BlindAfter, Schedules: h.schedules,
+		FlapWindow: h.cfg.FlapWindow, FlapChanges: h.cfg.FlapChanges}
 }
 
 // stateKey is the store key of a project's monitor state.
@@ -294,6 +295,10 @@ func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t t
 		return nil, nil, 0, 0, err
 	}
 	cfg := h.detectConfig()
+	cfg.Now = h.now()
+	for _, l := range h.cfg.GCP.MetricsLinks(p.id) {
+		cfg.BlindLinks = append(cfg.BlindLinks, notify.Link{Text: l.Text, Href: l.URL})
+	}
 	merr := h.observeMetrics(ctx, p.id, obs, w, t)
 	blind, reason := false, ""
 	switch {
@@ -313,6 +318,9 @@ func (h *Handler) evaluate(ctx context.Context, p project, st *detect.State, t t
 		return nil, nil, 0, 0, err
 	}
 	if err := h.observeSlots(ctx, ns, obs, t); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	if err := h.observeScheduler(ctx, ns, obs, t); err != nil {
 		return nil, nil, 0, 0, err
 	}
 	t0 := time.Now()

@@ -42,8 +42,8 @@ func init() {
 }
 
 // New builds the Handler of cfg: it loads the inventory, opens the store, dials the Cloud Run
-// jobs and executions and the Cloud Monitoring clients, and builds the alert channels of
-// cfg.ChannelsPath.
+// jobs and executions, the Cloud Monitoring and the Cloud Scheduler clients (the Scheduler job
+// says why a slot got no execution), and builds the alert channels of cfg.ChannelsPath.
 func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) {
 	inv, err := inventory.Open(ctx, cfg.Inventory, cfg.GCP)
 	if err != nil {
@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) 
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	cl, err := allclients.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Executions|gcp.Metrics)
+	cl, err := allclients.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Executions|gcp.Metrics|gcp.Scheduler)
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}

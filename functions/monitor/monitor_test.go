@@ -40,8 +40,13 @@ func TestConfigFromEnv(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: base, want: func(c Config) bool {
-			return c.IngestLag == 3*time.Minute && c.ReAlert == 0 && c.BlindAfter == 15*time.Minute && c.Workers == 8 && c.Lease == 5*time.Minute && c.MaxWindow == 24*time.Hour
+			return c.IngestLag == 3*time.Minute && c.ReAlert == 0 && c.BlindAfter == 15*time.Minute && c.Workers == 8 && c.Lease == 5*time.Minute && c.MaxWindow == 24*time.Hour &&
+				c.FlapWindow == 6*time.Hour && c.FlapChanges == 4
 		}},
+		{name: "flap damping set", env: with(EnvFlapWindow, "2h", EnvFlapChanges, "6"), want: func(c Config) bool { return c.FlapWindow == 2*time.Hour && c.FlapChanges == 6 }},
+		{name: "flap damping off", env: with(EnvFlapWindow, "0"), want: func(c Config) bool { return c.FlapWindow < 0 }},
+		{name: "bad flap window", env: with(EnvFlapWindow, "-1h"), wantErr: EnvFlapWindow},
+		{name: "bad flap changes", env: with(EnvFlapChanges, "1"), wantErr: EnvFlapChanges},
 		{name: "set", env: with(EnvIngestLag, "90s", EnvReAlert, "4h", EnvBlindAfter, "30m", EnvWorkers, "16", EnvChannels, "/etc/runway/channels.yml", "RUNWAY_EMULATOR_HOST", "127.0.0.1:8085"),
 			want: func(c Config) bool {
 				return c.IngestLag == 90*time.Second && c.ReAlert == 4*time.Hour && c.BlindAfter == 30*time.Minute && c.Workers == 16 &&

@@ -147,7 +147,7 @@ func ok(d time.Duration) func(time.Time) run {
 
 // want is an alert the replay expects: who (the workload, or the project for the monitor's
 // own alerts), what, and when it happened (zero: any time, for the monitor's own alerts, whose
-// time depends on the ticks).
+// time depends on the ticks, and for a deleted job's closing).
 type want struct {
 	Channel, Who string
 	Kind         notify.Kind
@@ -343,7 +343,7 @@ func newReplay(t testing.TB) *replay {
 	expect("newjob", notify.KindFailed, open, dec(17, 0, 16, 3), slack)
 	expect("newjob", notify.KindRecovered, resolve, dec(17, 0, 31, 3), slack)
 
-	// Deleted on the 11th after a failure: forgotten, no recovery.
+	// Deleted on the 11th after a failure: forgotten, its incident closed with a message.
 	deleted := b.job("runway-proj", "us-east1", created, simVersion{settings: settings("deleted", "0 3 * * *")})
 	deleted.deleted = dec(11, 12, 0, 0)
 	b.schedule(deleted, created, historyEnd, func(slot time.Time) run {
@@ -353,6 +353,7 @@ func newReplay(t testing.TB) *replay {
 		return run{outcome: "ok", runtime: 5 * time.Minute}
 	})
 	expect("deleted", notify.KindFailed, open, dec(11, 3, 5, 3), slack)
+	expect("deleted", notify.KindGone, resolve, time.Time{}, slack)
 
 	// Monitoring disabled: always failing, never alerted.
 	unmonitored := b.job("runway-proj", "us-east1", created, simVersion{settings: settings("unmonitored", "0 * * * *", func(s *platform.Settings) { s.Monitoring.Enabled = false })})
@@ -450,8 +451,11 @@ func (r *replay) check(t *testing.T) {
 			seen[a.ID] = true
 			who := a.Workload
 			at := a.Time
-			if a.Kind == notify.KindUnknown {
+			switch a.Kind {
+			case notify.KindUnknown:
 				who, at = a.Project, time.Time{}
+			case notify.KindGone:
+				at = time.Time{} // when the job is first seen gone: a tick's time
 			}
 			got = append(got, want{Channel: name, Who: who, Kind: a.Kind, Action: a.Action, At: at})
 		}

@@ -12,8 +12,12 @@ import (
 
 	"cloud.google.com/go/monitoring/apiv3/v2/monitoringpb"
 	"cloud.google.com/go/run/apiv2/runpb"
+	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"google.golang.org/genproto/googleapis/api/metric"
 	"google.golang.org/genproto/googleapis/api/monitoredres"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"runwayjobs.dev/functions/monitor/detect"
@@ -349,4 +353,17 @@ func (w *world) listTimeSeries(_ context.Context, req *monitoringpb.ListTimeSeri
 		}
 	}
 	return out, 1, nil
+}
+
+// getSchedulerJob shows each job's Scheduler job as enabled and fine, its last attempt at the
+// job's latest slot-like minute: the replays judge the executions, not the Scheduler.
+func (w *world) getSchedulerJob(_ context.Context, name string) (*schedulerpb.Job, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, j := range w.jobs {
+		if j.key.Name() == name && !j.created.After(w.now) && (j.deleted.IsZero() || j.deleted.After(w.now)) {
+			return &schedulerpb.Job{Name: name, State: schedulerpb.Job_ENABLED, Status: &spb.Status{}, LastAttemptTime: timestamppb.New(w.now.Truncate(time.Minute))}, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "scheduler.GetJob %s: not found", name)
 }

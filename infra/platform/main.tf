@@ -47,13 +47,15 @@ locals {
       RUNWAY_STATE     = local.state_url
     }
     monitor = {
-      RUNWAY_INVENTORY           = "${local.inventory_dir}/inventory.yml"
-      RUNWAY_STATE               = local.state_url
-      RUNWAY_CHANNELS            = "${local.channels_dir}/channels.yml"
-      RUNWAY_MONITOR_INGEST_LAG  = var.monitor_ingest_lag
-      RUNWAY_MONITOR_REALERT     = var.monitor_realert
-      RUNWAY_MONITOR_BLIND_AFTER = var.monitor_blind_after
-      RUNWAY_MONITOR_WORKERS     = tostring(var.monitor_workers)
+      RUNWAY_INVENTORY            = "${local.inventory_dir}/inventory.yml"
+      RUNWAY_STATE                = local.state_url
+      RUNWAY_CHANNELS             = "${local.channels_dir}/channels.yml"
+      RUNWAY_MONITOR_INGEST_LAG   = var.monitor_ingest_lag
+      RUNWAY_MONITOR_REALERT      = var.monitor_realert
+      RUNWAY_MONITOR_BLIND_AFTER  = var.monitor_blind_after
+      RUNWAY_MONITOR_WORKERS      = tostring(var.monitor_workers)
+      RUNWAY_MONITOR_FLAP_WINDOW  = var.monitor_flap_window
+      RUNWAY_MONITOR_FLAP_CHANGES = tostring(var.monitor_flap_changes)
     }
   }
 

@@ -115,6 +115,18 @@ variable "monitor_workers" {
   default     = 8
 }
 
+variable "monitor_flap_window" {
+  description = "RUNWAY_MONITOR_FLAP_WINDOW: flap damping window (Go duration; \"0\" turns damping off)."
+  type        = string
+  default     = "6h"
+}
+
+variable "monitor_flap_changes" {
+  description = "RUNWAY_MONITOR_FLAP_CHANGES: incident opens and resolves within the flap window that make a job flapping (2 to 100)."
+  type        = number
+  default     = 4
+}
+
 variable "gitlab_issuer_uri" {
   description = "OIDC issuer of the GitLab instance whose CI jobs publish deploy and run requests."
   type        = string

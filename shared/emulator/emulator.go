@@ -161,6 +161,7 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	httpClient := &http.Client{Timeout: 5 * time.Minute}
 	e.sched = scheduler.New(scheduler.Options{Clock: e.clock, Publisher: publisher{e.pubsub}, HTTPClient: httpClient})
 	e.sched.Register(e.grpc)
+	e.sched.RegisterHTTP(mux)
 
 	storage.New(storage.Options{Clock: e.clock, Faults: e.faults, IAM: e.iam}).Register(mux)
 

@@ -81,11 +81,11 @@ func SlackMessageOf(a Alert) SlackMessage {
 	}
 	var fields []SlackText
 	for _, f := range a.Fields() {
-		v := slackEscape(f[1])
-		if f[0] == "Logs" {
-			v = "<" + f[1] + "|logs>"
+		v := slackEscape(f.Value)
+		if f.Link {
+			v = "<" + slackLink(f.Value) + "|" + slackEscape(strings.ToLower(f.Label)) + ">"
 		}
-		fields = append(fields, SlackText{Type: "mrkdwn", Text: "*" + f[0] + "*\n" + v})
+		fields = append(fields, SlackText{Type: "mrkdwn", Text: "*" + slackEscape(f.Label) + "*\n" + v})
 	}
 	for len(fields) > 0 { // Slack allows 10 fields per section
 		n := min(len(fields), 10)
@@ -93,6 +93,11 @@ func SlackMessageOf(a Alert) SlackMessage {
 		fields = fields[n:]
 	}
 	return SlackMessage{Text: a.Title(), Blocks: blocks}
+}
+
+// slackLink makes a URL safe inside <url|text>: Slack reads "|" and ">" as the link's ends.
+func slackLink(u string) string {
+	return strings.NewReplacer("|", "%7C", ">", "%3E", "<", "%3C").Replace(u)
 }
 
 func slackEscape(s string) string {
@@ -209,7 +214,7 @@ func PagerDutyEventOf(routingKey string, a Alert) PagerDutyEvent {
 	}
 	details := map[string]string{}
 	for _, f := range a.Fields() {
-		details[strings.ToLower(strings.ReplaceAll(f[0], " ", "_"))] = f[1]
+		details[strings.ToLower(strings.ReplaceAll(f.Label, " ", "_"))] = f.Value
 	}
 	if a.Detail != "" {
 		details["detail"] = a.Detail
@@ -229,6 +234,11 @@ func PagerDutyEventOf(routingKey string, a Alert) PagerDutyEvent {
 	}
 	if a.LogURL != "" {
 		ev.Links = []PagerDutyLink{{Href: a.LogURL, Text: "Execution logs"}}
+	}
+	for _, l := range a.Links {
+		if l.Href != "" {
+			ev.Links = append(ev.Links, PagerDutyLink{Href: l.Href, Text: l.Text})
+		}
 	}
 	return ev
 }

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -20,7 +21,9 @@ import (
 )
 
 // Email sends the alert as a plain-text mail over SMTP (STARTTLS when the server offers it,
-// PLAIN authentication when Username is set).
+// PLAIN authentication when Username is set) to the channel's configured recipients, To. The
+// alert's Owner is a handle without a domain and is only shown in the body: routing a
+// workload's alerts to its team's mailbox is the channel configuration's job.
 type Email struct {
 	Addr     string // host:port
 	Username string
@@ -40,7 +43,7 @@ func (e *Email) Message(a Alert) []byte {
 	h.Set("From", e.From)
 	h.Set("To", strings.Join(e.To, ", "))
 	h.Set("Subject", mime.QEncoding.Encode("utf-8", a.Title()))
-	h.Set("Date", a.Time.UTC().Format(time.RFC1123Z))
+	h.Set("Date", cmp.Or(a.DetectedAt, a.Time).UTC().Format(time.RFC1123Z))
 	h.Set("Message-Id", "<"+messageID(a)+"@runway-monitor>")
 	h.Set("Mime-Version", "1.0")
 	h.Set("Content-Type", "text/plain; charset=utf-8")

@@ -31,6 +31,8 @@ const (
 	KindFlaky     Kind = "flaky"     // an execution succeeded only after failed task attempts
 	KindRecovered Kind = "recovered" // the job succeeded again (recovery_threshold in a row)
 	KindUnknown   Kind = "unknown"   // the monitor cannot see the job metrics
+	KindFlapping  Kind = "flapping"  // the job alternates between success and failure: its incident is held open
+	KindGone      Kind = "gone"      // the job was deleted or its monitoring disabled: its incident is closed
 )
 
 // Action is the change the alert reports, as PagerDuty and the webhook receivers read it.
@@ -41,7 +43,7 @@ const (
 	ActionOpen    Action = "open"    // an incident opened
 	ActionRealert Action = "realert" // an incident is still open after the re-alert interval
 	ActionResolve Action = "resolve" // an incident closed
-	ActionWarn    Action = "warn"    // a warning with no incident (flaky)
+	ActionWarn    Action = "warn"    // a warning: flaky, or an open incident now flapping
 )
 
 // Severity of an alert.
@@ -78,10 +80,26 @@ type Alert struct {
 	// Duration is how long the incident lasted (resolve) or has lasted (re-alert).
 	Duration time.Duration `json:"duration,omitempty"`
 	LogURL   string        `json:"log_url,omitempty"`
-	Owner    string        `json:"owner,omitempty"` // owner e-mail handle
+	// Links are more places to look: for a slot, the Cloud Scheduler job and a Cloud Logging
+	// query of its attempts (the emulator's pages locally).
+	Links []Link `json:"links,omitempty"`
+	// Owner is the owner's e-mail handle (the part before @), for receivers to route on: the
+	// e-mail channel sends to its configured recipients, not to it.
+	Owner string `json:"owner,omitempty"`
 	// Team is the owner's department (group, product category), for routing by receivers.
-	Team string    `json:"team,omitempty"`
-	Time time.Time `json:"time"` // when the monitor decided it
+	Team string `json:"team,omitempty"`
+	// Time is when the event happened: the completion, the slot's deadline, the run's expected
+	// end (the same however the monitor's ticks fall).
+	Time time.Time `json:"time"`
+	// DetectedAt is when the monitor's tick decided the alert (its wall clock): DetectedAt −
+	// Time is the detection delay (the metrics' ingest lag and the tick interval at least).
+	DetectedAt time.Time `json:"detected_at,omitzero"`
+}
+
+// Link is a labelled URL of an alert.
+type Link struct {
+	Text string `json:"text"`
+	Href string `json:"href"`
 }
 
 // Channel delivers alerts to one destination.

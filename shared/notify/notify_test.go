@@ -32,6 +32,8 @@ var sample = Alert{
 	Execution: "projects/proj/locations/us-east1/jobs/nightly/executions/nightly-abcde",
 	Slot:      time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC), Since: time.Date(2026, 12, 1, 3, 2, 0, 0, time.UTC),
 	LogURL: "https://console.cloud.google.com/logs?x=<1>", Owner: "dbre", Team: "Infrastructure", Time: time.Date(2026, 12, 1, 3, 5, 0, 0, time.UTC),
+	DetectedAt: time.Date(2026, 12, 1, 3, 9, 30, 0, time.UTC),
+	Links:      []Link{{Text: "Scheduler job", Href: "https://console.cloud.google.com/cloudscheduler/jobs/edit/us-east1/nightly?project=proj"}},
 }
 
 // recorder is a local HTTP receiver that answers with the given codes in turn (then the last).
@@ -83,13 +85,19 @@ func TestSlackPayload(t *testing.T) {
 		t.Errorf("title block = %q", got.Blocks[0].Text.Text)
 	}
 	fields := map[string]string{}
-	for _, f := range got.Blocks[2].Fields {
-		k, v, _ := strings.Cut(f.Text, "\n")
-		fields[k] = v
+	for _, b := range got.Blocks[2:] {
+		if len(b.Fields) > 10 {
+			t.Errorf("a section has %d fields: Slack allows 10", len(b.Fields))
+		}
+		for _, f := range b.Fields {
+			k, v, _ := strings.Cut(f.Text, "\n")
+			fields[k] = v
+		}
 	}
 	want := map[string]string{
 		"*Workload*": "nightly", "*Job*": sample.Job, "*Execution*": sample.Execution, "*Slot*": "2026-12-01T03:00:00Z",
-		"*Since*": "2026-12-01T03:02:00Z", "*Logs*": "<" + sample.LogURL + "|logs>", "*Owner*": "dbre", "*Team*": "Infrastructure",
+		"*Since*": "2026-12-01T03:02:00Z", "*Logs*": "<https://console.cloud.google.com/logs?x=%3C1%3E|logs>", "*Owner*": "dbre", "*Team*": "Infrastructure",
+		"*At*": "2026-12-01T03:05:00Z", "*Detected*": "2026-12-01T03:09:30Z", "*Scheduler job*": "<" + sample.Links[0].Href + "|scheduler job>",
 	}
 	if d := cmp.Diff(want, fields); d != "" {
 		t.Errorf("fields (-want +got):\n%s", d)
@@ -130,6 +138,17 @@ func TestWebhookSignature(t *testing.T) {
 	if h.Get(HeaderAlertID) != sample.ID {
 		t.Errorf("alert id header %q", h.Get(HeaderAlertID))
 	}
+	// The documented schema (docs/monitor.md): both times, and the links as {text, href}.
+	var raw map[string]any
+	if err := json.Unmarshal(rec.bodies[0], &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["time"] != "2026-12-01T03:05:00Z" || raw["detected_at"] != "2026-12-01T03:09:30Z" {
+		t.Errorf("time %v detected_at %v", raw["time"], raw["detected_at"])
+	}
+	if d := cmp.Diff([]any{map[string]any{"text": "Scheduler job", "href": sample.Links[0].Href}}, raw["links"]); d != "" {
+		t.Errorf("links (-want +got):\n%s", d)
+	}
 }
 
 func TestPagerDuty(t *testing.T) {
@@ -169,7 +188,8 @@ func TestPagerDuty(t *testing.T) {
 			}
 			if tt.wantAction == "trigger" {
 				if ev.Payload == nil || ev.Payload.Summary != sample.Title() || ev.Payload.Severity != "critical" || ev.Payload.Source != sample.Job ||
-					ev.Payload.CustomDetails["execution"] != sample.Execution || len(ev.Links) != 1 {
+					ev.Payload.CustomDetails["execution"] != sample.Execution || ev.Payload.CustomDetails["detected"] != "2026-12-01T03:09:30Z" ||
+					ev.Payload.Timestamp != "2026-12-01T03:05:00Z" || len(ev.Links) != 2 || ev.Links[1].Href != sample.Links[0].Href {
 					t.Errorf("payload = %+v, links %v", ev.Payload, ev.Links)
 				}
 			} else if ev.Payload != nil {
@@ -315,6 +335,9 @@ func TestEmail(t *testing.T) {
 		"\r\n\r\n[FAILED] nightly: execution nightly-abcde failed\r\n\r\n1 failure in a row (failure_threshold 1).\r\n",
 		"Execution: projects/proj/locations/us-east1/jobs/nightly/executions/nightly-abcde\r\n",
 		"Logs:      https://console.cloud.google.com/logs?x=<1>\r\n",
+		"At:        2026-12-01T03:05:00Z\r\nDetected:  2026-12-01T03:09:30Z\r\n",
+		"Scheduler job: " + sample.Links[0].Href + "\r\n",
+		"Date: Tue, 01 Dec 2026 03:09:30 +0000\r\n",
 		"Owner:     dbre\r\n",
 	} {
 		if !strings.Contains(srv.data, want) {

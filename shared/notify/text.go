@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -20,23 +21,31 @@ func (a Alert) Tag() string {
 	return tag
 }
 
-// Fields are the alert's facts as label/value pairs, in reading order, empty ones left out.
-func (a Alert) Fields() [][2]string {
-	var out [][2]string
+// Field is one fact of an alert; Link marks a URL (Slack and PagerDuty show it as a link).
+type Field struct {
+	Label, Value string
+	Link         bool
+}
+
+// Fields are the alert's facts in reading order, empty ones left out: what it concerns, the
+// times (the event's, then the detection's), the links, then the owner.
+func (a Alert) Fields() []Field {
+	var out []Field
 	add := func(k, v string) {
 		if v != "" {
-			out = append(out, [2]string{k, v})
+			out = append(out, Field{Label: k, Value: v})
+		}
+	}
+	date := func(k string, t time.Time) {
+		if !t.IsZero() {
+			add(k, t.UTC().Format(time.RFC3339))
 		}
 	}
 	add("Workload", a.Workload)
 	add("Job", a.Job)
 	add("Execution", a.Execution)
-	if !a.Slot.IsZero() {
-		add("Slot", a.Slot.UTC().Format(time.RFC3339))
-	}
-	if !a.Since.IsZero() {
-		add("Since", a.Since.UTC().Format(time.RFC3339))
-	}
+	date("Slot", a.Slot)
+	date("Since", a.Since)
 	if a.Duration > 0 {
 		label := "Open for"
 		if a.Action == ActionResolve {
@@ -44,7 +53,16 @@ func (a Alert) Fields() [][2]string {
 		}
 		add(label, a.Duration.Round(time.Second).String())
 	}
-	add("Logs", a.LogURL)
+	date("At", a.Time)
+	date("Detected", a.DetectedAt)
+	if a.LogURL != "" {
+		out = append(out, Field{Label: "Logs", Value: a.LogURL, Link: true})
+	}
+	for _, l := range a.Links {
+		if l.Href != "" {
+			out = append(out, Field{Label: cmp.Or(l.Text, "Link"), Value: l.Href, Link: true})
+		}
+	}
 	add("Owner", a.Owner)
 	add("Team", a.Team)
 	return out
@@ -63,7 +81,7 @@ func (a Alert) Text() string {
 	}
 	b.WriteString("\n")
 	for _, f := range a.Fields() {
-		fmt.Fprintf(&b, "%-10s %s\n", f[0]+":", f[1])
+		fmt.Fprintf(&b, "%-10s %s\n", f.Label+":", f.Value)
 	}
 	return b.String()
 }

@@ -80,8 +80,10 @@ func prepare(old *JobState, j Job, w time.Time) *JobState {
 	js.Served = slices.Clone(old.Served)
 	js.Running = maps.Clone(old.Running)
 	js.LateAlerted = slices.Clone(old.LateAlerted)
+	js.Changes = slices.Clone(old.Changes)
 	if old.Incident != nil {
 		inc := *old.Incident
+		inc.Links, inc.Channels = slices.Clone(inc.Links), slices.Clone(inc.Channels)
 		js.Incident = &inc
 	}
 	js.Workload = j.Settings.Workload
@@ -191,10 +193,16 @@ func Unserved(st *State, obs Observation, t time.Time, cfg Config) []time.Time {
 	if !j.Settings.Monitoring.Enabled {
 		return nil
 	}
-	js := prepare(st.Jobs[j.Key.String()], j, st.Watermark)
+	js := st.Jobs[j.Key.String()]
+	if js == nil || js.Schedule != scheduleSig(j.Settings) {
+		js = prepare(js, j, st.Watermark) // re-based; otherwise read as it is, without a copy
+	}
+	due, _ := dueSlots(js, j, t, cfg.Schedules)
+	if len(due) == 0 {
+		return nil
+	}
 	served := servedBy(obs, t)
 	var out []time.Time
-	due, _ := dueSlots(js, j, t, cfg.Schedules)
 	for _, s := range due {
 		if !js.served(s) && !served[s.Unix()] {
 			out = append(out, s)
@@ -222,11 +230,15 @@ type event struct {
 	exec   *Execution
 	slot   time.Time
 	reason string
+	// of a slot: where to look, and the Scheduler job as read this tick
+	links []notify.Link
+	sched *SchedulerJob
 }
 
 // Evaluate applies the observations, up to t, to st and returns the new state (st is not
 // modified) and the alerts decided, which are also queued in the new state's Outbox with their
-// channels. A job of st that was not observed is forgotten (deleted, or no longer monitored).
+// channels. A job of st that was not observed (deleted, or no longer managed) or whose
+// monitoring is disabled is forgotten; its open incident is closed with a message saying so.
 func Evaluate(st *State, obs []Observation, t time.Time, cfg Config) (*State, []notify.Alert) {
 	ns := &State{Watermark: t, Jobs: make(map[string]*JobState, len(obs)), Outbox: slices.Clone(st.Outbox)}
 	if st.Blind != nil {
@@ -237,9 +249,11 @@ func Evaluate(st *State, obs []Observation, t time.Time, cfg Config) (*State, []
 		ns.Watermark = st.Watermark
 	}
 	var alerts []notify.Alert
+	disabled := map[string]*Observation{}
 	for i := range obs {
 		o := &obs[i]
 		if !o.Job.Settings.Monitoring.Enabled {
+			disabled[o.Job.Key.String()] = o
 			continue
 		}
 		key := o.Job.Key.String()
@@ -252,9 +266,28 @@ func Evaluate(st *State, obs []Observation, t time.Time, cfg Config) (*State, []
 		out := evalJob(js, o, t, cfg)
 		ns.Jobs[key] = js
 		for _, a := range out {
+			a.DetectedAt = cmp.Or(cfg.Now, t)
 			ns.Outbox = append(ns.Outbox, Pending{Alert: a, Channels: slices.Clone(o.Job.Channels)})
+			alerts = append(alerts, a)
 		}
-		alerts = append(alerts, out...)
+	}
+	for _, key := range slices.Sorted(maps.Keys(st.Jobs)) {
+		old := st.Jobs[key]
+		if _, kept := ns.Jobs[key]; kept || old.Incident == nil {
+			continue
+		}
+		channels := old.Incident.Channels
+		o := disabled[key]
+		if o != nil && len(o.Job.Channels) > 0 {
+			channels = o.Job.Channels
+		}
+		if len(channels) == 0 {
+			continue // an incident opened before incidents kept their channels: nowhere to say it
+		}
+		a := gone(key, old, o != nil, t)
+		a.DetectedAt = cmp.Or(cfg.Now, t)
+		ns.Outbox = append(ns.Outbox, Pending{Alert: a, Channels: slices.Clone(channels)})
+		alerts = append(alerts, a)
 	}
 	return ns, alerts
 }
@@ -361,18 +394,23 @@ func slotEvents(js *JobState, o *Observation, w window, served map[int64]bool, c
 		}
 		at := slot.Add(w.deadline)
 		rec := o.Slots[slot.Unix()]
+		ev := event{at: at, slot: slot, links: o.Job.Links, sched: o.Scheduler}
 		switch {
 		case rec.Found && (rec.Outcome == platform.RunStarted || rec.Outcome == platform.RunClaimed):
 			// the trigger ran it; the execution's own result is judged on its own
 		case rec.Found && rec.Outcome == platform.RunSkipped:
-			events = append(events, event{at: at, kind: notify.KindSkipped, slot: slot, reason: rec.Reason})
+			ev.kind, ev.reason = notify.KindSkipped, rec.Reason
+			events = append(events, ev)
 		case rec.Found:
-			events = append(events, event{at: at, kind: notify.KindMissed, slot: slot, reason: cmp.Or(rec.Reason, "the trigger did not run it ("+rec.Outcome+")")})
+			ev.kind, ev.reason = notify.KindMissed, cmp.Or(rec.Reason, "the trigger did not run it ("+rec.Outcome+")")
+			ev.sched = nil // the trigger received the slot: the Scheduler delivered it
+			events = append(events, ev)
 		case runningAt(js, o, at):
 			// another run was still going: Forbid would skip this slot, and that run is
 			// judged late or hung on its own
 		default:
-			events = append(events, event{at: at, kind: notify.KindMissed, slot: slot})
+			ev.kind = notify.KindMissed
+			events = append(events, ev)
 		}
 	}
 	return events
@@ -465,8 +503,10 @@ func apply(js *JobState, j Job, ev event, cfg Config) (notify.Alert, bool) {
 		if js.Incident != nil {
 			return notify.Alert{}, false
 		}
-		js.Incident = &Incident{Kind: ev.kind, Since: ev.exec.start(), LastAlert: ev.at, Execution: ev.exec.Name, LogURL: ev.exec.LogURI}
+		js.Incident = &Incident{Kind: ev.kind, Since: ev.exec.start(), LastAlert: ev.at, Execution: ev.exec.Name, LogURL: ev.exec.LogURI,
+			Channels: slices.Clone(j.Channels)}
 		js.Incident.Key = incidentKey(j.Key, js.Incident.Since)
+		js.noteChange(ev.at, cfg)
 		return open(j, js, ev), true
 	case ev.kind != "": // missed, skipped
 		if ev.slot.Before(js.LastSuccess) {
@@ -477,9 +517,9 @@ func apply(js *JobState, j Job, ev event, cfg Config) (notify.Alert, bool) {
 			}
 			return superseded(j, ev), true
 		}
-		return failure(js, j, ev)
+		return failure(js, j, ev, cfg)
 	case ev.result == Failed:
-		return failure(js, j, ev)
+		return failure(js, j, ev, cfg)
 	case ev.result == Succeeded:
 		js.Failures = 0
 		js.Successes++
@@ -488,7 +528,15 @@ func apply(js *JobState, j Job, ev event, cfg Config) (notify.Alert, bool) {
 			if js.Successes < max(s.Monitoring.RecoveryThreshold, 1) {
 				return notify.Alert{}, false
 			}
+			if js.wouldFlap(ev.at, cfg) {
+				if inc.Flapping {
+					return notify.Alert{}, false
+				}
+				inc.Flapping = true
+				return flapping(j, js, ev, cfg), true
+			}
 			js.Incident = nil
+			js.noteChange(ev.at, cfg)
 			js.Resolved = &Span{From: inc.Since, To: ev.at}
 			return recovered(j, inc, ev), true
 		}
@@ -500,7 +548,7 @@ func apply(js *JobState, j Job, ev event, cfg Config) (notify.Alert, bool) {
 	return notify.Alert{}, false // cancelled: neither a failure nor a success
 }
 
-func failure(js *JobState, j Job, ev event) (notify.Alert, bool) {
+func failure(js *JobState, j Job, ev event, cfg Config) (notify.Alert, bool) {
 	js.Successes = 0
 	if js.Failures == 0 {
 		js.StreakSince = ev.at
@@ -516,12 +564,34 @@ func failure(js *JobState, j Job, ev event) (notify.Alert, bool) {
 	if kind == "" {
 		kind = notify.KindFailed
 	}
-	js.Incident = &Incident{Kind: kind, Since: js.StreakSince, LastAlert: ev.at, Slot: ev.slot}
+	js.Incident = &Incident{Kind: kind, Since: js.StreakSince, LastAlert: ev.at, Slot: ev.slot, Links: slices.Clone(ev.links), Channels: slices.Clone(j.Channels)}
 	if ev.exec != nil {
 		js.Incident.Execution, js.Incident.LogURL = ev.exec.Name, ev.exec.LogURI
 	}
 	js.Incident.Key = incidentKey(j.Key, js.Incident.Since)
+	js.noteChange(ev.at, cfg)
 	return open(j, js, ev), true
+}
+
+// noteChange records that an incident of the job opened or resolved at at (the pages flap
+// damping counts), keeping the latest cfg.flapChanges() of them.
+func (js *JobState) noteChange(at time.Time, cfg Config) {
+	n := cfg.flapChanges()
+	if n == 0 {
+		js.Changes = nil
+		return
+	}
+	js.Changes = append(js.Changes, at)
+	if len(js.Changes) > n {
+		js.Changes = slices.Delete(js.Changes, 0, len(js.Changes)-n)
+	}
+}
+
+// wouldFlap reports whether resolving the incident at at would make cfg.flapChanges() opens
+// and resolves within the cfg.flapWindow() up to at: the job is flapping.
+func (js *JobState) wouldFlap(at time.Time, cfg Config) bool {
+	n := cfg.flapChanges() - 1 // the resolve at at is the last
+	return n > 0 && len(js.Changes) >= n && !js.Changes[len(js.Changes)-n].Before(at.Add(-cfg.flapWindow()))
 }
 
 func incidentKey(k Key, since time.Time) string {
@@ -555,6 +625,7 @@ func open(j Job, js *JobState, ev event) notify.Alert {
 	if ev.exec != nil {
 		a.Execution, a.LogURL = ev.exec.Name, ev.exec.LogURI
 	}
+	a.Links = slices.Clone(ev.links)
 	grace := s.Monitoring.Grace
 	streak := ""
 	if js.Failures > 1 {
@@ -569,8 +640,8 @@ func open(j Job, js *JobState, ev event) notify.Alert {
 		if ev.reason != "" {
 			a.Detail = fmt.Sprintf("No execution served the slot: %s.%s", ev.reason, streak)
 		} else {
-			a.Detail = fmt.Sprintf("No execution served the slot by %s (slot + expected runtime %s + grace %s) and none was running.%s",
-				ts(ev.at), ExpectedRuntime(s), grace, streak)
+			a.Detail = fmt.Sprintf("No execution served the slot by %s (slot + expected runtime %s + grace %s) and none was running.%s%s",
+				ts(ev.at), ExpectedRuntime(s), grace, schedulerWhy(ev.sched, s, ev.slot), streak)
 		}
 	case notify.KindSkipped:
 		a.Summary = fmt.Sprintf("%s: the run scheduled for %s was skipped", w, ts(ev.slot))
@@ -591,6 +662,7 @@ func realert(j Job, inc *Incident) notify.Alert {
 	w := cmp.Or(j.Settings.Workload, j.Key.Job)
 	a := notify.Alert{Kind: inc.Kind, Action: notify.ActionRealert, Severity: notify.SeverityCritical, IncidentKey: inc.Key,
 		Since: inc.Since, Slot: inc.Slot, Execution: inc.Execution, LogURL: inc.LogURL, Time: inc.LastAlert, Duration: inc.LastAlert.Sub(inc.Since)}
+	a.Links = slices.Clone(inc.Links)
 	a.Summary = fmt.Sprintf("%s: still %s, since %s", w, inc.Kind, ts(inc.Since))
 	a.Detail = fmt.Sprintf("The incident opened for a %s run has had no recovery for %s.", inc.Kind, a.Duration.Round(time.Minute))
 	a.ID = fmt.Sprintf("%s/realert/%d", inc.Key, inc.LastAlert.Unix())
@@ -603,6 +675,9 @@ func recovered(j Job, inc *Incident, ev event) notify.Alert {
 		Since: inc.Since, Execution: ev.exec.Name, LogURL: ev.exec.LogURI, Time: ev.at, Duration: ev.at.Sub(inc.Since)}
 	a.Summary = fmt.Sprintf("%s recovered: execution %s succeeded", w, shortName(ev.exec.Name))
 	a.Detail = fmt.Sprintf("The %s incident that started at %s lasted %s.", inc.Kind, ts(inc.Since), a.Duration.Round(time.Second))
+	if inc.Flapping {
+		a.Detail += " The job was flapping meanwhile (failing and succeeding in turn): it was held open until it settled."
+	}
 	a.ID = inc.Key + "/resolve"
 	return base(j, a)
 }
@@ -616,8 +691,9 @@ func superseded(j Job, ev event) notify.Alert {
 	if ev.kind == notify.KindSkipped {
 		verb = "was skipped"
 	}
+	a.Links = slices.Clone(ev.links)
 	a.Summary = fmt.Sprintf("%s: the run scheduled for %s %s", w, ts(ev.slot), verb)
-	a.Detail = "A later run has succeeded since, so this is a warning, not a page."
+	a.Detail = "A later run has succeeded since, so this is a warning, not a page." + schedulerWhy(ev.sched, j.Settings, ev.slot)
 	if ev.reason != "" {
 		a.Detail = ev.reason + ". " + a.Detail
 	}
@@ -637,6 +713,82 @@ func flaky(j Job, ev event) notify.Alert {
 	a.Summary = fmt.Sprintf("%s: execution %s succeeded only after %d failed task %s", w, shortName(ev.exec.Name), ev.exec.Retried, attempts)
 	a.Detail = "A warning, not a page: the run succeeded on retry. Flaky warnings of a job are sent at most once a day."
 	return base(j, a)
+}
+
+// schedulerWhy says, as sentences after the detail, what the job's Cloud Scheduler job tells of
+// a slot that got no execution: deleted, paused or disabled outside Runway, its last attempt
+// failed (with the status), or its last attempt succeeded (then the trigger is to blame). It
+// is empty when the Scheduler job was not read.
+func schedulerWhy(sj *SchedulerJob, s platform.Settings, slot time.Time) string {
+	if sj == nil {
+		return ""
+	}
+	if sj.Missing {
+		return fmt.Sprintf(" The Cloud Scheduler job %s does not exist: it was deleted outside Runway (the next deploy recreates it).", sj.Name)
+	}
+	var b strings.Builder
+	switch sj.State {
+	case "PAUSED":
+		if !s.Suspend {
+			b.WriteString(" The Cloud Scheduler job is PAUSED, but the manifest does not suspend the job: it was paused outside Runway (resume it, or set suspend: true and deploy).")
+		}
+	case "DISABLED":
+		b.WriteString(" The Cloud Scheduler job is DISABLED (by Google Cloud, for example while the project's billing or the API is off).")
+	case "UPDATE_FAILED":
+		b.WriteString(" The Cloud Scheduler job is UPDATE_FAILED: its last update did not apply.")
+	}
+	switch ok := sj.Code == "" || sj.Code == "OK"; {
+	case sj.LastAttempt.IsZero():
+		b.WriteString(" The Cloud Scheduler job has made no attempt yet.")
+	case !ok:
+		fmt.Fprintf(&b, " Its last attempt, at %s, failed: %s", ts(sj.LastAttempt), sj.Code)
+		if sj.Message != "" {
+			fmt.Fprintf(&b, " (%s)", sj.Message)
+		}
+		b.WriteString(".")
+	case sj.LastAttempt.Before(slot):
+		fmt.Fprintf(&b, " Its last attempt was at %s, before the slot: Cloud Scheduler did not fire it.", ts(sj.LastAttempt))
+	default:
+		fmt.Fprintf(&b, " Its last attempt, at %s, succeeded: look at the trigger function's logs.", ts(sj.LastAttempt))
+	}
+	return b.String()
+}
+
+// flapping is the warning sent once when an open incident is held because the job flaps.
+func flapping(j Job, js *JobState, ev event, cfg Config) notify.Alert {
+	w := cmp.Or(j.Settings.Workload, j.Key.Job)
+	inc := js.Incident
+	n := cfg.flapChanges()
+	a := notify.Alert{Kind: notify.KindFlapping, Action: notify.ActionWarn, Severity: notify.SeverityWarning, IncidentKey: inc.Key,
+		Since: inc.Since, Execution: ev.exec.Name, LogURL: ev.exec.LogURI, Links: slices.Clone(inc.Links), Time: ev.at, Duration: ev.at.Sub(inc.Since)}
+	a.ID = inc.Key + "/flapping"
+	a.Summary = fmt.Sprintf("%s is flapping: its incidents opened and resolved %d times since %s", w, n-1, ts(js.Changes[len(js.Changes)-(n-1)]))
+	a.Detail = fmt.Sprintf("Execution %s succeeded, but resolving the %s incident that opened at %s would make %d opens and resolves within %s: it stays open, with no more pages, and a success resolves it once fewer would (flap damping). If single failures are expected, raise failure_threshold.",
+		shortName(ev.exec.Name), inc.Kind, ts(inc.Since), n, cfg.flapWindow())
+	return base(j, a)
+}
+
+// gone closes the open incident of a job that is no longer seen (deleted, or no longer
+// managed) or whose monitoring was disabled (disabled), at t.
+func gone(key string, js *JobState, disabled bool, t time.Time) notify.Alert {
+	inc := js.Incident
+	k := Key{}
+	if parts := strings.SplitN(key, "/", 3); len(parts) == 3 {
+		k = Key{Project: parts[0], Location: parts[1], Job: parts[2]}
+	}
+	w := cmp.Or(js.Workload, k.Job)
+	a := notify.Alert{Kind: notify.KindGone, Action: notify.ActionResolve, Severity: notify.SeverityInfo, IncidentKey: inc.Key,
+		Workload: w, Project: k.Project, Location: k.Location, Job: k.Name(), Since: inc.Since, Execution: inc.Execution,
+		LogURL: inc.LogURL, Links: slices.Clone(inc.Links), Time: t, Duration: t.Sub(inc.Since)}
+	a.ID = inc.Key + "/resolve"
+	if disabled {
+		a.Summary = fmt.Sprintf("%s: monitoring was disabled; its %s incident is closed", w, inc.Kind)
+		a.Detail = fmt.Sprintf("The %s incident that started at %s is closed without a recovery: the job's monitoring.enabled is now false, so the monitor no longer watches it.", inc.Kind, ts(inc.Since))
+	} else {
+		a.Summary = fmt.Sprintf("%s: the job is gone; its %s incident is closed", w, inc.Kind)
+		a.Detail = fmt.Sprintf("The %s incident that started at %s is closed without a recovery: the Cloud Run job %s is no longer listed as a Runway job (deleted, or its labels or settings annotation removed).", inc.Kind, ts(inc.Since), k.Name())
+	}
+	return a
 }
 
 func ordinal(n int) string {
@@ -708,6 +860,8 @@ func SetBlind(st *State, project string, blind bool, reason string, t time.Time,
 			Summary: fmt.Sprintf("Runway monitor sees the Cloud Run job metrics of project %s again", project),
 			Detail:  "The held window is being evaluated now; alerts about it follow."}
 	}
+	a.DetectedAt = cmp.Or(cfg.Now, t)
+	a.Links = slices.Clone(cfg.BlindLinks)
 	ns.Outbox = append(ns.Outbox, Pending{Alert: a, Channels: slices.Clone(channels)})
 	return &ns, []notify.Alert{a}
 }

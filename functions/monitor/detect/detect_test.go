@@ -83,7 +83,7 @@ func replay(t *testing.T, s platform.Settings, cfg Config, ticks []tick) []got {
 			}
 			visible = append(visible, x)
 		}
-		o := Observation{Job: Job{Key: key, Settings: s, SlotOwner: true, Channels: []string{"slack"}}, Read: true, Executions: visible, Slots: tk.slots}
+		o := Observation{Job: Job{Key: key, Settings: s, SlotOwner: true, Channels: []string{"slack"}, Links: slotLinks}, Read: true, Executions: visible, Slots: tk.slots}
 		before, _ := json.Marshal(st)
 		ns, alerts := Evaluate(st, []Observation{o}, tk.t, cfg)
 		if after, _ := json.Marshal(st); string(before) != string(after) {
@@ -95,6 +95,12 @@ func replay(t *testing.T, s platform.Settings, cfg Config, ticks []tick) []got {
 		for _, a := range alerts {
 			if a.ID == "" || a.IncidentKey == "" || a.Summary == "" || a.Workload != "nightly" || a.Owner != "dbre" || a.Job != key.Name() {
 				t.Errorf("alert lacks its facts: %+v", a)
+			}
+			if a.LogURL == "" && len(a.Links) == 0 {
+				t.Errorf("alert gives no link: %+v", a)
+			}
+			if !a.DetectedAt.Equal(tk.t) {
+				t.Errorf("alert detected at %s, want the evaluation time %s (Config.Now unset)", a.DetectedAt, tk.t)
 			}
 			out = append(out, got{Kind: a.Kind, Action: a.Action, At: a.Time.Format("15:04:05")})
 		}
@@ -226,6 +232,37 @@ func TestEvaluate(t *testing.T) {
 			until:    "3:00",
 		},
 		{
+			name: "flapping: the third resolve within 6h is held until the job settles",
+			execs: []Execution{exec(1, "1:00", 3*min, Failed, 0), exec(2, "2:00", 3*min, Succeeded, 0), exec(3, "3:00", 3*min, Failed, 0),
+				exec(4, "4:00", 3*min, Succeeded, 0), exec(5, "5:00", 3*min, Failed, 0), exec(6, "6:00", 3*min, Succeeded, 0),
+				exec(7, "7:00", 3*min, Succeeded, 0), exec(8, "8:00", 3*min, Succeeded, 0), exec(9, "9:00", 3*min, Failed, 0)},
+			until: "9:30",
+			want: []got{{notify.KindFailed, notify.ActionOpen, "01:03:02"}, {notify.KindRecovered, notify.ActionResolve, "02:03:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:03:02"}, {notify.KindFlapping, notify.ActionWarn, "04:03:02"},
+				{notify.KindRecovered, notify.ActionResolve, "08:03:02"}, {notify.KindFailed, notify.ActionOpen, "09:03:02"}},
+		},
+		{
+			name: "flap damping off: every change pages",
+			cfg:  Config{FlapWindow: -1},
+			execs: []Execution{exec(1, "1:00", 3*min, Failed, 0), exec(2, "2:00", 3*min, Succeeded, 0), exec(3, "3:00", 3*min, Failed, 0),
+				exec(4, "4:00", 3*min, Succeeded, 0)},
+			until: "4:30",
+			want: []got{{notify.KindFailed, notify.ActionOpen, "01:03:02"}, {notify.KindRecovered, notify.ActionResolve, "02:03:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:03:02"}, {notify.KindRecovered, notify.ActionResolve, "04:03:02"}},
+		},
+		{
+			name: "flap window 1h, 3 changes: only the close ones flap",
+			cfg:  Config{FlapWindow: time.Hour, FlapChanges: 3},
+			execs: []Execution{manual(1, "1:00", 3*min, Failed), manual(2, "2:00", 3*min, Succeeded), manual(3, "3:00", 3*min, Failed),
+				manual(4, "3:20", 3*min, Succeeded), manual(5, "3:40", 3*min, Failed), manual(6, "4:00", 3*min, Succeeded), manual(7, "5:00", 3*min, Succeeded)},
+			settings: settings(func(s *platform.Settings) { s.Schedule = "" }),
+			until:    "5:30",
+			want: []got{{notify.KindFailed, notify.ActionOpen, "01:03:02"}, {notify.KindRecovered, notify.ActionResolve, "02:03:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:03:02"}, {notify.KindRecovered, notify.ActionResolve, "03:23:02"},
+				{notify.KindFailed, notify.ActionOpen, "03:43:02"}, {notify.KindFlapping, notify.ActionWarn, "04:03:02"},
+				{notify.KindRecovered, notify.ActionResolve, "05:03:02"}},
+		},
+		{
 			name:     "slots before the schedule was created are not expected",
 			settings: settings(func(s *platform.Settings) { s.CreatedAt = at("2:30") }),
 			execs:    []Execution{exec(1, "3:00", 3*min, Succeeded, 0)},
@@ -307,7 +344,7 @@ func TestNeedsExecutions(t *testing.T) {
 }
 
 func TestBlind(t *testing.T) {
-	cfg := Config{BlindAfter: 15 * time.Minute}
+	cfg := Config{BlindAfter: 15 * time.Minute, BlindLinks: []notify.Link{{Text: "Metrics Explorer", Href: "https://metrics"}}}
 	st := &State{Watermark: at("1:00")}
 	var kinds []string
 	for _, step := range []struct {
@@ -318,6 +355,9 @@ func TestBlind(t *testing.T) {
 		st, alerts = SetBlind(st, "p", step.blind, "Unavailable", at(step.t), []string{"platform"}, cfg)
 		for _, a := range alerts {
 			kinds = append(kinds, fmt.Sprintf("%s %s/%s", step.t, a.Kind, a.Action))
+			if len(a.Links) != 1 || !a.DetectedAt.Equal(at(step.t)) {
+				t.Errorf("alert %s: links %v, detected %s", a.ID, a.Links, a.DetectedAt)
+			}
 		}
 	}
 	if d := cmp.Diff([]string{"1:16 unknown/open", "1:30 unknown/resolve"}, kinds); d != "" {
@@ -356,7 +396,7 @@ func TestAlertTexts(t *testing.T) {
 	j := Job{Key: key, Settings: s, SlotOwner: true}
 	st := &State{Watermark: t0}
 	x1, x2 := exec(1, "1:00", 3*time.Minute, Failed, 0), exec(2, "2:00", 3*time.Minute, Failed, 0)
-	_, alerts := Evaluate(st, []Observation{{Job: j, Read: true, Executions: []Execution{x1, x2}}}, at("2:10"), Config{})
+	_, alerts := Evaluate(st, []Observation{{Job: j, Read: true, Executions: []Execution{x1, x2}}}, at("2:10"), Config{Now: at("2:13:30")})
 	if len(alerts) != 1 {
 		t.Fatalf("alerts = %+v", alerts)
 	}
@@ -365,7 +405,7 @@ func TestAlertTexts(t *testing.T) {
 		Action: notify.ActionOpen, Severity: notify.SeverityCritical, Workload: "nightly", Project: "p", Location: "us-east1", Job: key.Name(),
 		Summary:   "nightly: execution nightly-2 failed",
 		Detail:    "The execution ended failed at 2026-12-01 02:03 UTC. It is the 2nd failure in a row (failure_threshold 2); failing since 2026-12-01 01:03 UTC. See its logs for the failing task.",
-		Execution: x2.Name, Since: x1.Completed, LogURL: x2.LogURI, Owner: "dbre", Team: "infra", Time: x2.Completed}
+		Execution: x2.Name, Since: x1.Completed, LogURL: x2.LogURI, Owner: "dbre", Team: "infra", Time: x2.Completed, DetectedAt: at("2:13:30")}
 	if d := cmp.Diff(want, a); d != "" {
 		t.Errorf("alert (-want +got):\n%s", d)
 	}

@@ -6,7 +6,9 @@
 // Cloud Run and Cloud Monitoring and writing the state back; replay tests call it through the
 // function over a month of simulated history. It never reads the clock or does I/O, and the
 // outcome does not depend on how the time is cut into ticks: every finding is dated by the event
-// that caused it (a completion, a slot's deadline, a run's expected end), not by the tick.
+// that caused it (a completion, a slot's deadline, a run's expected end), not by the tick. Only
+// what the tick itself adds depends on it: Alert.DetectedAt (Config.Now), the Scheduler job's
+// state quoted in a missed slot's detail, and the closing time of a job found gone.
 package detect
 
 import (
@@ -58,11 +60,14 @@ type JobState struct {
 	// Served are the slots after SlotsFrom known to be served by an execution (Unix seconds).
 	Served []int64 `json:"served,omitempty"`
 
-	Failures    int       `json:"failures,omitempty"`  // consecutive failures (missed and skipped slots count)
-	Successes   int       `json:"successes,omitempty"` // consecutive successes
-	StreakSince time.Time `json:"streak_since,omitzero"`
-	Incident    *Incident `json:"incident,omitempty"`
-	LastFlaky   time.Time `json:"last_flaky,omitzero"`
+	Failures int `json:"failures,omitempty"` // consecutive failures (missed and skipped slots count)
+	// Changes are the latest times an incident of the job opened or resolved (at most
+	// Config.FlapChanges of them), for flap damping.
+	Changes     []time.Time `json:"changes,omitempty"`
+	Successes   int         `json:"successes,omitempty"` // consecutive successes
+	StreakSince time.Time   `json:"streak_since,omitzero"`
+	Incident    *Incident   `json:"incident,omitempty"`
+	LastFlaky   time.Time   `json:"last_flaky,omitzero"`
 	// LastSuccess is the completion of the last successful execution; Resolved the span of the
 	// last incident resolved (a slot found missed after a later run succeeded is only a
 	// warning, or nothing if it falls in that span).
@@ -102,6 +107,13 @@ type Incident struct {
 	Execution string      `json:"execution,omitempty"`
 	Slot      time.Time   `json:"slot,omitzero"`
 	LogURL    string      `json:"log_url,omitempty"`
+	// Links and Channels of the alert that opened it: the re-alerts carry the links, and the
+	// incident of a job that disappears is closed on those channels.
+	Links    []notify.Link `json:"links,omitempty"`
+	Channels []string      `json:"channels,omitempty"`
+	// Flapping is set once the job flapped while the incident was open: it is held open
+	// until the job runs without failure for Config.FlapWindow.
+	Flapping bool `json:"flapping,omitempty"`
 }
 
 // Blind records that the metrics could not be read (or read empty while jobs ran).
@@ -134,6 +146,23 @@ type Job struct {
 	SlotOwner bool
 	// Channels are the alert channels of the job: its settings', else the inventory's.
 	Channels []string
+	// Links are where to look at the job's slots: its Cloud Scheduler job and the logs of its
+	// attempts (the monitor fills them for the jobs with unserved slots).
+	Links []notify.Link
+}
+
+// SchedulerJob is the job's Cloud Scheduler job as the monitor read it this tick, to say why
+// a slot got no execution.
+type SchedulerJob struct {
+	Name string
+	// Missing: the Scheduler job does not exist (GetJob answered NOT_FOUND).
+	Missing bool
+	State   string // ENABLED, PAUSED, DISABLED, UPDATE_FAILED
+	// LastAttempt is the time of its last attempt; Code and Message that attempt's
+	// google.rpc.Status (Code "OK" or empty: it succeeded).
+	LastAttempt time.Time
+	Code        string
+	Message     string
 }
 
 // ExecutionRef is a Job's latest_created_execution.
@@ -205,6 +234,9 @@ type Observation struct {
 	Executions []Execution
 	// Slots are the trigger's records of the slots Unserved returned (by Unix seconds).
 	Slots map[int64]SlotRecord
+	// Scheduler is the job's Cloud Scheduler job, read when Unserved returned slots (nil: not
+	// read, or the read failed).
+	Scheduler *SchedulerJob
 }
 
 // Config holds the monitor-wide settings the evaluation uses.
@@ -220,11 +252,41 @@ type Config struct {
 	FirstRead time.Duration
 	// Schedules caches the parsed schedules (nil: parse each time).
 	Schedules *Schedules
+	// BlindLinks are the links of the monitor's own alerts (it cannot see the metrics).
+	BlindLinks []notify.Link
+	// Now is the wall-clock time of the tick, stamped on the alerts as DetectedAt (zero: the
+	// time evaluated up to).
+	Now time.Time
+	// Flap damping: a success does not resolve an incident when that resolve would make
+	// FlapChanges (default 4, at least 2) incident opens and resolves within FlapWindow
+	// (default 6h; negative: no damping). The job is flapping: one flapping warning is sent
+	// and the incident stays open, with no more pages, until a success finds fewer.
+	FlapWindow  time.Duration
+	FlapChanges int
 }
 
 func (c Config) flakyEvery() time.Duration { return cmpOr(c.FlakyEvery, 24*time.Hour) }
 func (c Config) blindAfter() time.Duration { return cmpOr(c.BlindAfter, 15*time.Minute) }
 func (c Config) firstRead() time.Duration  { return cmpOr(c.FirstRead, 7*24*time.Hour) }
+
+// DefaultFlapWindow and DefaultFlapChanges are the flap damping defaults.
+const (
+	DefaultFlapWindow  = 6 * time.Hour
+	DefaultFlapChanges = 4
+)
+
+// flapChanges is how many changes within flapWindow make a job flapping (0: damping is off).
+func (c Config) flapChanges() int {
+	if c.FlapWindow < 0 {
+		return 0
+	}
+	if c.FlapChanges <= 0 {
+		return DefaultFlapChanges
+	}
+	return max(c.FlapChanges, 2)
+}
+
+func (c Config) flapWindow() time.Duration { return cmpOr(c.FlapWindow, DefaultFlapWindow) }
 
 func cmpOr(d, def time.Duration) time.Duration {
 	if d > 0 {

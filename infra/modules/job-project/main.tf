@@ -71,9 +71,10 @@ resource "google_project_iam_member" "trigger" {
   member  = "serviceAccount:${var.function_service_accounts.trigger}"
 }
 
-# monitor: read jobs, executions and the Cloud Run job metrics.
+# monitor: read jobs, executions and the Cloud Run job metrics, and the Scheduler job of a
+# slot that got no execution (its state and last attempt say why).
 resource "google_project_iam_member" "monitor" {
-  for_each = toset(["roles/run.viewer", "roles/monitoring.viewer"])
+  for_each = toset(["roles/run.viewer", "roles/monitoring.viewer", "roles/cloudscheduler.viewer"])
   project  = var.project
   role     = each.value
   member   = "serviceAccount:${var.function_service_accounts.monitor}"

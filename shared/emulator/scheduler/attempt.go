@@ -191,6 +191,7 @@ func (s *Service) attempt(e *execution, at time.Time) bool {
 			e.j.pb.Status = &spb.Status{}
 		}
 		e.j.pb.LastAttemptTime = timestamppb.New(at)
+		e.j.record(at, e.slot, st)
 	}
 	return st.Code() == codes.OK
 }

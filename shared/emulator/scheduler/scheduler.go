@@ -44,6 +44,10 @@
 //     when the next retry would start more than max_retry_duration (if > 0) after the first
 //     attempt.
 //
+// The emulator's own: RegisterHTTP serves each job's page (GET /emulator/v1/scheduler/{job
+// name}: the job and its latest 20 attempts with their status), which the monitor's alerts link
+// to where on Google Cloud they link to the Cloud Console and Cloud Logging.
+//
 // Fidelity limits:
 //   - Retry backoffs, attempt deadlines and Pub/Sub publish timeouts (1 minute) run on real
 //     time, even with a manual clock; with a manual clock only the first attempt of a slot is
@@ -134,6 +138,8 @@ type job struct {
 	// scheduled execution waits for it, so that two are never outstanding at once.
 	busy chan struct{}
 	held time.Time // real clock: the latest slot that came due while busy
+	// attempts are the latest attempts' outcomes, for the job's page (RegisterHTTP).
+	attempts []attemptRecord
 }
 
 // New returns a Service; call Register to serve it and Start to fire slots.
