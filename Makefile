@@ -88,6 +88,10 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzLabels$$' -fuzztime=$(FUZZTIME) ./desired/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzAppEngineCron$$' -fuzztime=$(FUZZTIME) ./emulator/scheduler/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzIdentityOf$$' -fuzztime=$(FUZZTIME) .
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzTemplate$$' -fuzztime=$(FUZZTIME) ./emulator/rest/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzQuery$$' -fuzztime=$(FUZZTIME) ./emulator/rest/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzSchedulerJobLinks$$' -fuzztime=$(FUZZTIME) ./gcp/
+	cd release && $(GO) test -run='^$$' -fuzz='^FuzzUnpackBusybox$$' -fuzztime=$(FUZZTIME) ./image/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
 
 ## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.
