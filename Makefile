@@ -92,6 +92,8 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzQuery$$' -fuzztime=$(FUZZTIME) ./emulator/rest/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzSchedulerJobLinks$$' -fuzztime=$(FUZZTIME) ./gcp/
 	cd release && $(GO) test -run='^$$' -fuzz='^FuzzUnpackBusybox$$' -fuzztime=$(FUZZTIME) ./image/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzScrub$$' -fuzztime=$(FUZZTIME) ./notify/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzLevelless$$' -fuzztime=$(FUZZTIME) ./logging/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
 
 ## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.
