@@ -16,6 +16,7 @@ import (
 	emuclock "runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -121,7 +122,7 @@ func TestCommandsReadTheInjectedEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	client, err := gcp.NewStorage(ctx, gcp.Config{EmulatorHost: env[gcp.EmulatorHostEnv]})
+	client, err := storageclient.New(ctx, gcp.Config{EmulatorHost: env[gcp.EmulatorHostEnv]})
 	if err != nil {
 		t.Fatal(err)
 	}

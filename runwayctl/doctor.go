@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
@@ -179,7 +179,7 @@ func (d *doctor) run(ctx context.Context) {
 		return
 	}
 	d.cl = cl
-	st, err := gcp.NewStorage(ctx, d.e.gcpConfig(w.GCPProject))
+	st, err := storageclient.New(ctx, d.e.gcpConfig(w.GCPProject))
 	if err != nil {
 		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)")
 		return

@@ -25,6 +25,7 @@ import (
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -66,7 +67,7 @@ func newDoctorWorld(t *testing.T) *doctorWorld {
 			t.Fatal(err)
 		}
 	}
-	st, err := gcp.NewStorage(ctx, emulatortest.Config(emu, runProject))
+	st, err := storageclient.New(ctx, emulatortest.Config(emu, runProject))
 	if err != nil {
 		t.Fatal(err)
 	}

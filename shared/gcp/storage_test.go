@@ -2,7 +2,15 @@ package gcp
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"testing"
+	"time"
+
+	"google.golang.org/api/googleapi"
 )
 
 func TestStorageOptions(t *testing.T) {
@@ -11,8 +19,8 @@ func TestStorageOptions(t *testing.T) {
 		config   Config
 		wantOpts int
 	}{
-		{name: "production: JSON reads only", config: Config{}, wantOpts: 1},
-		{name: "emulator: JSON reads, endpoint, no auth, no telemetry, no metrics", config: Config{EmulatorHost: "127.0.0.1:8085"}, wantOpts: 5},
+		{name: "production: ADC and the default endpoint", config: Config{}, wantOpts: 0},
+		{name: "emulator: endpoint, no auth, no telemetry", config: Config{EmulatorHost: "127.0.0.1:8085"}, wantOpts: 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -23,13 +31,80 @@ func TestStorageOptions(t *testing.T) {
 	}
 }
 
-func TestNewStorageNoNetwork(t *testing.T) {
+func TestNewStorageAPI(t *testing.T) {
 	// Nobody listens on port 1: building the client must not connect.
-	c, err := NewStorage(context.Background(), Config{EmulatorHost: "127.0.0.1:1"})
+	s, err := NewStorageAPI(context.Background(), Config{EmulatorHost: "127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Close(); err != nil {
-		t.Errorf("Close: %v", err)
+	if want := "http://127.0.0.1:1/storage/v1/"; s.BasePath != want {
+		t.Errorf("BasePath = %q, want %q", s.BasePath, want)
 	}
+}
+
+func TestStorageTransient(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "nil", err: nil, want: false},
+		{name: "429", err: &googleapi.Error{Code: 429}, want: true},
+		{name: "503 wrapped", err: fmt.Errorf("op: %w", &googleapi.Error{Code: 503}), want: true},
+		{name: "408", err: &googleapi.Error{Code: 408}, want: true},
+		{name: "412 precondition", err: &googleapi.Error{Code: 412}, want: false},
+		{name: "404", err: &googleapi.Error{Code: 404}, want: false},
+		{name: "unexpected EOF", err: fmt.Errorf("read: %w", io.ErrUnexpectedEOF), want: true},
+		{name: "connection refused", err: &url.Error{Op: "Get", URL: "http://x", Err: errors.New("dial tcp: connection refused")}, want: true},
+		{name: "url error EOF", err: &url.Error{Op: "Get", URL: "http://x", Err: io.EOF}, want: true},
+		{name: "temporary DNS", err: &net.DNSError{Err: "timeout", IsTemporary: true}, want: true},
+		{name: "context canceled", err: context.Canceled, want: false},
+		{name: "other", err: errors.New("boom"), want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := StorageTransient(tt.err); got != tt.want {
+				t.Errorf("StorageTransient(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryStorage(t *testing.T) {
+	saved := storageBackoff
+	storageBackoff.Initial = time.Millisecond
+	t.Cleanup(func() { storageBackoff = saved })
+	tests := []struct {
+		name      string
+		errs      []error // the answers of the successive calls; nil after the last
+		wantCalls int
+		wantErr   bool
+	}{
+		{name: "success", wantCalls: 1},
+		{name: "permanent error is not repeated", errs: []error{&googleapi.Error{Code: 404}}, wantCalls: 1, wantErr: true},
+		{name: "transient then success", errs: []error{&googleapi.Error{Code: 503}}, wantCalls: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			err := RetryStorage(context.Background(), func() error {
+				calls++
+				if calls <= len(tt.errs) {
+					return tt.errs[calls-1]
+				}
+				return nil
+			})
+			if (err != nil) != tt.wantErr || calls != tt.wantCalls {
+				t.Errorf("RetryStorage: %d calls, error %v; want %d calls, error %v", calls, err, tt.wantCalls, tt.wantErr)
+			}
+		})
+	}
+	t.Run("ends with the context", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		err := RetryStorage(ctx, func() error { return &googleapi.Error{Code: 503} })
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("RetryStorage = %v, want the context's error", err)
+		}
+	})
 }

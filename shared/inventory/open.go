@@ -12,7 +12,7 @@ import (
 
 // Open reads and validates the inventory at location, a local path or gs://bucket/object,
 // the form RUNWAY_INVENTORY and runwayctl's --inventory take. An object is read with the
-// official Cloud Storage client in the world of cfg (Google Cloud, or the emulator's Cloud
+// official Cloud Storage JSON API client (gcp.NewStorageAPI) in the world of cfg (Google Cloud, or the emulator's Cloud
 // Storage when cfg.EmulatorHost is set), and refused unread above document.MaxSize (1 MiB),
 // as a local file is.
 func Open(ctx context.Context, location string, cfg gcp.Config) (*Inventory, error) {
@@ -23,21 +23,20 @@ func Open(ctx context.Context, location string, cfg gcp.Config) (*Inventory, err
 	if err != nil {
 		return nil, err
 	}
-	client, err := gcp.NewStorage(ctx, cfg)
+	client, err := gcp.NewStorageAPI(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("inventory.Open %s: %w", location, err)
 	}
-	defer client.Close()
-	r, err := client.Bucket(bucket).Object(object).NewReader(ctx)
+	resp, err := gcp.DownloadObject(ctx, client, bucket, object)
 	if err != nil {
 		return nil, fmt.Errorf("inventory.Open %s: %w", location, err)
 	}
-	defer r.Close()
-	if size := r.Attrs.Size; size > document.MaxSize {
+	defer resp.Body.Close()
+	if size := resp.ContentLength; size > document.MaxSize {
 		return nil, fmt.Errorf("inventory.Open %s: object is %d bytes; the limit is %d (1 MiB)", location, size, document.MaxSize)
 	}
 	// The object's size may change between the attributes and the body: bound the body too.
-	data, err := io.ReadAll(io.LimitReader(r, document.MaxSize+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, document.MaxSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("inventory.Open %s: %w", location, err)
 	}

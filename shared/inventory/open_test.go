@@ -11,7 +11,7 @@ import (
 	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/storageclient"
 )
 
 // TestOpen reads inventories from a local file and from the emulator's Cloud Storage, written
@@ -20,7 +20,7 @@ func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	e := emulatortest.Start(t, emulator.Options{})
 	cfg := emulatortest.Config(e, "runway-test")
-	client, err := gcp.NewStorage(ctx, cfg)
+	client, err := storageclient.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,17 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
-	"cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
+	storage "google.golang.org/api/storage/v1"
 
 	"runwayjobs.dev/shared/gcp"
 )
@@ -19,14 +20,16 @@ import (
 // delete conditional on the object's generation (ifGenerationMatch; 0 is "does not exist"),
 // so the claim of a key is won by exactly one writer whatever the number of instances.
 //
-// Writes are single-request uploads (Writer.ChunkSize = 0): the whole object goes in one
-// request whose answer, a 412 when the precondition fails, is reported by Close. Such an
-// upload is not retried by the client; a failed Put is retried by its caller (the event is
-// redelivered). A Put whose answer was lost after the write succeeded reads as
-// ErrPrecondition on the retry: the claim protocol must tolerate finding its own claim.
+// The client is the generated JSON API client (gcp.NewStorageAPI). Reads, lists and
+// conditional deletes are retried on transient errors (gcp.RetryStorage), as the default
+// policy of cloud.google.com/go/storage does. Writes are single-request uploads
+// (googleapi.ChunkSize(0)): the whole object goes in one request, whose answer is a 412 when
+// the precondition fails. Such an upload is not retried here; a failed Put is retried by its
+// caller (the event is redelivered). A Put whose answer was lost after the write succeeded
+// reads as ErrPrecondition on the retry: the claim protocol must tolerate finding its own
+// claim.
 type GCS struct {
-	client *storage.Client
-	bucket *storage.BucketHandle
+	client *storage.Service
 	name   string // bucket name
 	prefix string // "" or "prefix/"
 }
@@ -34,13 +37,12 @@ type GCS struct {
 var _ Store = (*GCS)(nil)
 
 // NewGCS returns the store under prefix ("" for the whole bucket) in bucket, through client.
-// The store owns client: Close closes it.
-func NewGCS(client *storage.Client, bucket, prefix string) *GCS {
+func NewGCS(client *storage.Service, bucket, prefix string) *GCS {
 	prefix = strings.Trim(prefix, "/")
 	if prefix != "" {
 		prefix += "/"
 	}
-	return &GCS{client: client, bucket: client.Bucket(bucket), name: bucket, prefix: prefix}
+	return &GCS{client: client, name: bucket, prefix: prefix}
 }
 
 // OpenGCS opens url (gs://bucket[/prefix]) in the world of cfg, for callers that hold a
@@ -50,7 +52,7 @@ func OpenGCS(ctx context.Context, url string, cfg gcp.Config) (*GCS, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := gcp.NewStorage(ctx, cfg)
+	client, err := gcp.NewStorageAPI(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("state.Open %s: %w", url, err)
 	}
@@ -78,26 +80,28 @@ func parseGCSURL(url string) (bucket, prefix string, err error) {
 // String returns the store's url.
 func (g *GCS) String() string { return "gs://" + g.name + "/" + strings.TrimSuffix(g.prefix, "/") }
 
-// Close closes the client.
-func (g *GCS) Close() error { return g.client.Close() }
-
-func (g *GCS) object(key string) *storage.ObjectHandle { return g.bucket.Object(g.prefix + key) }
+// Close releases nothing: the client holds only idle connections, which the transport closes.
+func (g *GCS) Close() error { return nil }
 
 // Get returns the object at key.
 func (g *GCS) Get(ctx context.Context, key string) (Object, error) {
 	if err := validKey(key); err != nil {
 		return Object{}, err
 	}
-	r, err := g.object(key).NewReader(ctx)
+	resp, err := gcp.DownloadObject(ctx, g.client, g.name, g.prefix+key)
 	if err != nil {
 		return Object{}, fmt.Errorf("state.Get %s: %w", key, mapError(err))
 	}
-	defer r.Close()
-	data, err := io.ReadAll(r)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return Object{}, fmt.Errorf("state.Get %s: %w", key, mapError(err))
 	}
-	return Object{Data: data, Generation: r.Attrs.Generation}, nil
+	gen, err := strconv.ParseInt(resp.Header.Get("X-Goog-Generation"), 10, 64)
+	if err != nil {
+		return Object{}, fmt.Errorf("state.Get %s: generation header %q: %w", key, resp.Header.Get("X-Goog-Generation"), err)
+	}
+	return Object{Data: data, Generation: gen}, nil
 }
 
 // Put writes data at key if its generation is ifGeneration (0: must not exist).
@@ -108,24 +112,14 @@ func (g *GCS) Put(ctx context.Context, key string, data []byte, ifGeneration int
 	if ifGeneration < 0 {
 		return 0, fmt.Errorf("state.Put %s: negative generation %d", key, ifGeneration)
 	}
-	cond := storage.Conditions{DoesNotExist: true}
-	if ifGeneration != 0 {
-		cond = storage.Conditions{GenerationMatch: ifGeneration}
-	}
-	// A cancelled context aborts the upload; cancel also releases the writer if Write fails.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := g.object(key).If(cond).NewWriter(ctx)
-	w.ChunkSize = 0 // one request; the precondition's answer comes back on Close
-	w.ContentType = "application/octet-stream"
-	_, err := w.Write(data)
-	if cerr := w.Close(); cerr != nil {
-		err = cerr // Close carries the server's answer; a failed Write only saw the closed pipe
-	}
+	// One request (ChunkSize 0); ifGenerationMatch=0 is "must not exist".
+	obj, err := g.client.Objects.Insert(g.name, &storage.Object{Name: g.prefix + key, ContentType: "application/octet-stream"}).
+		IfGenerationMatch(ifGeneration).Media(bytes.NewReader(data), googleapi.ChunkSize(0), googleapi.ContentType("application/octet-stream")).
+		Context(ctx).Do()
 	if err != nil {
 		return 0, fmt.Errorf("state.Put %s: %w", key, mapError(err))
 	}
-	return w.Attrs().Generation, nil
+	return obj.Generation, nil
 }
 
 // Delete removes key if its generation is ifGeneration (0: any).
@@ -133,11 +127,16 @@ func (g *GCS) Delete(ctx context.Context, key string, ifGeneration int64) error 
 	if err := validKey(key); err != nil {
 		return err
 	}
-	o := g.object(key)
-	if ifGeneration != 0 {
-		o = o.If(storage.Conditions{GenerationMatch: ifGeneration})
+	call := g.client.Objects.Delete(g.name, g.prefix+key).Context(ctx)
+	if ifGeneration == 0 {
+		err := call.Do() // not idempotent: a repeat may answer 404 for its own delete
+		if err != nil {
+			return fmt.Errorf("state.Delete %s: %w", key, mapError(err))
+		}
+		return nil
 	}
-	if err := o.Delete(ctx); err != nil {
+	err := gcp.RetryStorage(ctx, func() error { return call.IfGenerationMatch(ifGeneration).Do() })
+	if err != nil {
 		return fmt.Errorf("state.Delete %s: %w", key, mapError(err))
 	}
 	return nil
@@ -145,27 +144,30 @@ func (g *GCS) Delete(ctx context.Context, key string, ifGeneration int64) error 
 
 // List returns the keys under prefix, sorted (Cloud Storage lists names in order).
 func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
-	q := &storage.Query{Prefix: g.prefix + prefix}
-	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
-		return nil, fmt.Errorf("state.List %s: %w", prefix, err)
-	}
-	it := g.bucket.Objects(ctx, q)
 	var keys []string
-	for {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return keys, nil
-		}
+	call := g.client.Objects.List(g.name).Prefix(g.prefix+prefix).Fields("items(name)", "nextPageToken")
+	for token := ""; ; {
+		var page *storage.Objects
+		err := gcp.RetryStorage(ctx, func() error {
+			var err error
+			page, err = call.PageToken(token).Context(ctx).Do()
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("state.List %s: %w", prefix, mapError(err))
 		}
-		keys = append(keys, strings.TrimPrefix(a.Name, g.prefix))
+		for _, o := range page.Items {
+			keys = append(keys, strings.TrimPrefix(o.Name, g.prefix))
+		}
+		if token = page.NextPageToken; token == "" {
+			return keys, nil
+		}
 	}
 }
 
 // mapError adds ErrNotFound or ErrPrecondition to the client's error, keeping it in the chain.
 func mapError(err error) error {
-	if errors.Is(err, storage.ErrObjectNotExist) {
+	if errors.Is(err, gcp.ErrObjectNotExist) {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	var ge *googleapi.Error

@@ -20,7 +20,7 @@ import (
 // prefix; the client is closed when t ends.
 func newGCS(t testing.TB, e *emulator.Emulator, bucket, prefix string) *GCS {
 	t.Helper()
-	client, err := gcp.NewStorage(context.Background(), emulatortest.Config(e, "runway-test"))
+	client, err := gcp.NewStorageAPI(context.Background(), emulatortest.Config(e, "runway-test"))
 	if err != nil {
 		t.Fatal(err)
 	}
