@@ -1,64 +1,47 @@
 package document
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/santhosh-tekuri/jsonschema/v6/kind"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 )
 
-// Schema is a compiled JSON Schema (draft 2020-12) that reports problems with positions.
+// Schema is a compiled JSON Schema (draft 2020-12, the keywords validate.go lists) that
+// reports problems with positions.
 type Schema struct {
-	compiled *jsonschema.Schema
+	compiled *node
 	raw      map[string]any // the schema document, to suggest property names
 }
 
 // CompileSchema compiles the JSON Schema document in data; url names it in errors.
 func CompileSchema(url string, data []byte) (*Schema, error) {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	doc, err := decodeSchema(data)
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", url, err)
 	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	if err := c.AddResource(url, doc); err != nil {
-		return nil, fmt.Errorf("schema %s: %w", url, err)
-	}
-	s, err := c.Compile(url)
+	n, err := compileNode(doc, "#")
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", url, err)
 	}
 	raw, _ := doc.(map[string]any)
-	return &Schema{compiled: s, raw: raw}, nil
+	return &Schema{compiled: n, raw: raw}, nil
 }
-
-var printer = message.NewPrinter(language.English)
 
 // Validate checks d against the schema and returns every problem, each at the position of the
 // offending key or value, and a copy of d.Root without the offending values (nil if the root
 // itself is wrong), so that further checks can still run on the parts that are valid.
 func (s *Schema) Validate(d *Document) (Problems, any) {
-	err := s.compiled.Validate(d.Root)
-	if err == nil {
+	vd := &validator{}
+	if ok, _ := vd.validate(s.compiled, d.Root, nil, false); ok {
 		return nil, d.Root
-	}
-	var ve *jsonschema.ValidationError
-	if !errors.As(err, &ve) {
-		return Problems{{Pos: Pos{File: d.File}, Message: err.Error()}}, nil
 	}
 	var out Problems
 	seen := map[string]bool{}
 	prune := map[string]bool{}
-	for _, leaf := range leaves(ve, nil) {
-		for _, p := range s.problems(d, leaf) {
-			if _, missing := leaf.ErrorKind.(*kind.Required); !missing {
+	for _, f := range vd.failures {
+		for _, p := range s.problems(d, f) {
+			if _, missing := f.kind.(kindRequired); !missing {
 				prune[p.Pointer] = true
 			}
 			if k := p.String(); !seen[k] {
@@ -99,106 +82,72 @@ func without(v any, pointer string, prune map[string]bool) any {
 	return v
 }
 
-func leaves(e *jsonschema.ValidationError, acc []*jsonschema.ValidationError) []*jsonschema.ValidationError {
-	if len(e.Causes) == 0 {
-		return append(acc, e)
-	}
-	for _, c := range e.Causes {
-		acc = leaves(c, acc)
-	}
-	return acc
-}
-
-func (s *Schema) problems(d *Document, e *jsonschema.ValidationError) Problems {
-	pointer := Pointer(e.InstanceLocation...)
-	path := DottedPath(e.InstanceLocation)
+func (s *Schema) problems(d *Document, f failure) Problems {
+	pointer := Pointer(f.loc...)
+	path := DottedPath(f.loc)
 	at := func(msg string) Problem {
 		return Problem{Pos: d.Pos(pointer), Path: path, Pointer: pointer, Message: prefix(path) + msg}
 	}
-	switch k := e.ErrorKind.(type) {
-	case *kind.FalseSchema:
+	switch k := f.kind.(type) {
+	case kindFalse:
 		// unevaluatedProperties: false reports each unknown property at its own location.
-		if n := len(e.InstanceLocation); n > 0 {
-			return s.unknown(d, e.InstanceLocation[:n-1], []string{e.InstanceLocation[n-1]})
+		if n := len(f.loc); n > 0 {
+			return s.unknown(d, f.loc[:n-1], []string{f.loc[n-1]})
 		}
-	case *kind.AdditionalProperties:
-		return s.unknown(d, e.InstanceLocation, k.Properties)
-	case *kind.Required:
+		return Problems{at("false schema")}
+	case kindAdditional:
+		return s.unknown(d, f.loc, k.props)
+	case kindRequired:
 		noun := "field"
-		if len(k.Missing) > 1 {
+		if len(k.missing) > 1 {
 			noun = "fields"
 		}
-		p := at(fmt.Sprintf("missing required %s %s", noun, quoteJoin(k.Missing)))
+		p := at(fmt.Sprintf("missing required %s %s", noun, quoteJoin(k.missing)))
 		p.Pos = d.KeyPos(pointer)
 		return Problems{p}
-	case *kind.Type:
-		return Problems{at(fmt.Sprintf("must be %s, not %s", article(k.Want), article([]string{k.Got})))}
-	case *kind.Enum:
-		vals := make([]string, len(k.Want))
-		for i, v := range k.Want {
+	case kindType:
+		return Problems{at(fmt.Sprintf("must be %s, not %s", article(k.want), article([]string{k.got})))}
+	case kindEnum:
+		vals := make([]string, len(k.want))
+		for i, v := range k.want {
 			vals[i] = fmt.Sprintf("%v", v)
 		}
-		msg := fmt.Sprintf("must be one of %s; got %v", quoteJoin(vals), quoteValue(k.Got))
-		if got, ok := k.Got.(string); ok {
+		msg := fmt.Sprintf("must be one of %s; got %v", quoteJoin(vals), quoteValue(k.got))
+		if got, ok := k.got.(string); ok {
 			if guess := Closest(got, vals); guess != "" {
 				msg += fmt.Sprintf("; did you mean %q?", guess)
 			}
 		}
 		return Problems{at(msg)}
-	case *kind.Pattern:
-		if msg, ok := s.node(e.SchemaURL)["x-pattern-message"].(string); ok {
-			return Problems{at(fmt.Sprintf("%v: %s", quoteValue(k.Got), msg))}
+	case kindPattern:
+		if k.message != "" {
+			return Problems{at(fmt.Sprintf("%v: %s", quoteValue(k.got), k.message))}
 		}
-		return Problems{at(fmt.Sprintf("%v does not match the pattern %s", quoteValue(k.Got), k.Want))}
-	case *kind.MinLength:
-		return Problems{at(fmt.Sprintf("must be at least %d characters long", k.Want))}
-	case *kind.MaxLength:
-		return Problems{at(fmt.Sprintf("must be at most %d characters long; it is %d", k.Want, k.Got))}
-	case *kind.Minimum:
-		return Problems{at(fmt.Sprintf("must be at least %v; got %v", k.Want, k.Got))}
-	case *kind.Maximum:
-		return Problems{at(fmt.Sprintf("must be at most %v; got %v", k.Want, k.Got))}
-	case *kind.MinItems:
-		return Problems{at(fmt.Sprintf("must have at least %d entries", k.Want))}
-	case *kind.MaxItems:
-		return Problems{at(fmt.Sprintf("must have at most %d entries; it has %d", k.Want, k.Got))}
-	case *kind.MaxProperties:
-		return Problems{at(fmt.Sprintf("must have at most %d entries; it has %d", k.Want, k.Got))}
-	case *kind.UniqueItems:
-		dup := Pointer(append(append([]string{}, e.InstanceLocation...), strconv.Itoa(k.Duplicates[1]))...)
+		return Problems{at(fmt.Sprintf("%v does not match the pattern %s", quoteValue(k.got), k.want))}
+	case kindMinLength:
+		return Problems{at(fmt.Sprintf("must be at least %d characters long", k.want))}
+	case kindMaxLength:
+		return Problems{at(fmt.Sprintf("must be at most %d characters long; it is %d", k.want, k.got))}
+	case kindMinimum:
+		return Problems{at(fmt.Sprintf("must be at least %v; got %v", k.want, k.got))}
+	case kindMaximum:
+		return Problems{at(fmt.Sprintf("must be at most %v; got %v", k.want, k.got))}
+	case kindMinItems:
+		return Problems{at(fmt.Sprintf("must have at least %d entries", k.want))}
+	case kindMaxItems:
+		return Problems{at(fmt.Sprintf("must have at most %d entries; it has %d", k.want, k.got))}
+	case kindMaxProperties:
+		return Problems{at(fmt.Sprintf("must have at most %d entries; it has %d", k.want, k.got))}
+	case kindUnique:
+		dup := Pointer(append(append([]string{}, f.loc...), strconv.Itoa(k.dup[1]))...)
 		return Problems{{Pos: d.Pos(dup), Path: path, Pointer: dup,
-			Message: prefix(path) + fmt.Sprintf("entries %d and %d are the same", k.Duplicates[0], k.Duplicates[1])}}
-	case *kind.Const:
-		return Problems{at(fmt.Sprintf("must be %v; got %v", quoteValue(k.Want), quoteValue(k.Got)))}
-	case *kind.PropertyNames:
-		return nil // the failing name is reported by its own nested cause
+			Message: prefix(path) + fmt.Sprintf("entries %d and %d are the same", k.dup[0], k.dup[1])}}
+	case kindConst:
+		return Problems{at(fmt.Sprintf("must be %v; got %v", quoteValue(k.want), quoteValue(k.got)))}
+	case kindInvalid:
+		return Problems{at(fmt.Sprintf("invalid jsonType %T", k.v))}
 	}
-	return Problems{at(e.ErrorKind.LocalizedString(printer))}
-}
-
-// node returns the raw schema object at a compiled schema's URL (its #/json/pointer fragment).
-func (s *Schema) node(url string) map[string]any {
-	_, frag, ok := strings.Cut(url, "#")
-	if !ok {
-		return s.raw
-	}
-	var cur any = s.raw
-	for _, tok := range SplitPointer(frag) {
-		switch c := cur.(type) {
-		case map[string]any:
-			cur = c[tok]
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil
-			}
-			cur = c[i]
-		default:
-			return nil
-		}
-	}
-	m, _ := cur.(map[string]any)
-	return m
+	return Problems{at(fmt.Sprintf("%T", f.kind))} // unreachable: every kind is listed above
 }
 
 // unknown reports properties the schema does not allow at loc, suggesting the closest known name.
