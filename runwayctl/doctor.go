@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/gcp/allclients"
+	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"

@@ -25,8 +25,8 @@ import (
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/gcp"
-	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/gcp/allclients"
+	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
