@@ -2,8 +2,11 @@ package gcp
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -115,7 +118,10 @@ func (e objectNotExist) Is(target error) bool { return target == ErrObjectNotExi
 func (e objectNotExist) Unwrap() error        { return e.err }
 
 // DownloadObject opens bucket/object for reading (retried on transient errors: see
-// RetryStorage). A missing object is ErrObjectNotExist. The caller closes the body.
+// RetryStorage). A missing object is ErrObjectNotExist. As cloud.google.com/go/storage's
+// reader does, the body is checked against the CRC32C of the X-Goog-Hash header when the
+// object is served untranscoded: reading it to the end fails on a mismatch. The caller closes
+// the body.
 func DownloadObject(ctx context.Context, s *storagev1.Service, bucket, object string) (*http.Response, error) {
 	var resp *http.Response
 	err := RetryStorage(ctx, func() error {
@@ -127,5 +133,50 @@ func DownloadObject(ctx context.Context, s *storagev1.Service, bucket, object st
 	if errors.As(err, &ge) && ge.Code == http.StatusNotFound {
 		return nil, objectNotExist{err}
 	}
-	return resp, err
+	if err != nil {
+		return nil, err
+	}
+	if want, ok := crc32cOf(resp.Header); ok && resp.Header.Get("Content-Encoding") == "" && !resp.Uncompressed {
+		resp.Body = &crcReader{body: resp.Body, want: want, name: bucket + "/" + object}
+	}
+	return resp, nil
 }
+
+// crc32cOf reads the crc32c= entry of X-Goog-Hash.
+func crc32cOf(h http.Header) (uint32, bool) {
+	for _, v := range h.Values("X-Goog-Hash") {
+		for _, part := range strings.Split(v, ",") {
+			enc, ok := strings.CutPrefix(strings.TrimSpace(part), "crc32c=")
+			if !ok {
+				continue
+			}
+			b, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil || len(b) != 4 {
+				return 0, false
+			}
+			return binary.BigEndian.Uint32(b), true
+		}
+	}
+	return 0, false
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// crcReader fails the read that reaches the end of a body whose CRC32C is not want.
+type crcReader struct {
+	body io.ReadCloser
+	want uint32
+	got  uint32
+	name string
+}
+
+func (r *crcReader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.got = crc32.Update(r.got, castagnoli, p[:n])
+	if err == io.EOF && r.got != r.want {
+		return n, fmt.Errorf("gcp.DownloadObject %s: CRC32C mismatch: got %08x, the object's is %08x", r.name, r.got, r.want)
+	}
+	return n, err
+}
+
+func (r *crcReader) Close() error { return r.body.Close() }

@@ -2,11 +2,18 @@ package gcp
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,4 +114,69 @@ func TestRetryStorage(t *testing.T) {
 			t.Errorf("RetryStorage = %v, want the context's error", err)
 		}
 	})
+}
+
+func TestDownloadObject(t *testing.T) {
+	saved := storageBackoff
+	storageBackoff.Initial = time.Millisecond
+	t.Cleanup(func() { storageBackoff = saved })
+	crc := func(s string) string {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], crc32.Checksum([]byte(s), crc32.MakeTable(crc32.Castagnoli)))
+		return "crc32c=" + base64.StdEncoding.EncodeToString(b[:]) + ",md5=AAAA"
+	}
+	tests := []struct {
+		name       string
+		answers    []int  // status of each request; 200 serves "hello"
+		hash       string // X-Goog-Hash
+		wantErr    error  // from DownloadObject
+		wantRead   string
+		wantReadOK bool
+	}{
+		{name: "checksum matches", answers: []int{200}, hash: crc("hello"), wantRead: "hello", wantReadOK: true},
+		{name: "no checksum", answers: []int{200}, wantRead: "hello", wantReadOK: true},
+		{name: "checksum mismatch", answers: []int{200}, hash: crc("other")},
+		{name: "missing", answers: []int{404}, wantErr: ErrObjectNotExist},
+		{name: "transient then served", answers: []int{503, 200}, hash: crc("hello"), wantRead: "hello", wantReadOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/storage/v1/b/bkt/o/dir/obj" || r.URL.Query().Get("alt") != "media" {
+					http.Error(w, "unexpected "+r.URL.String(), http.StatusBadRequest)
+					return
+				}
+				code := tt.answers[min(int(n.Add(1))-1, len(tt.answers)-1)]
+				if code != 200 {
+					http.Error(w, `{"error":{"code":`+fmt.Sprint(code)+`}}`, code)
+					return
+				}
+				if tt.hash != "" {
+					w.Header().Set("X-Goog-Hash", tt.hash)
+				}
+				io.WriteString(w, "hello")
+			}))
+			defer srv.Close()
+			s, err := NewStorageAPI(context.Background(), Config{EmulatorHost: strings.TrimPrefix(srv.URL, "http://")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := DownloadObject(context.Background(), s, "bkt", "dir/obj")
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("DownloadObject = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			data, err := io.ReadAll(resp.Body)
+			if (err == nil) != tt.wantReadOK || (err == nil && string(data) != tt.wantRead) {
+				t.Errorf("read %q, %v; want %q, ok %v", data, err, tt.wantRead, tt.wantReadOK)
+			}
+		})
+	}
 }
