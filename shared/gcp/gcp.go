@@ -1,10 +1,12 @@
 // Package gcp builds the official Google Cloud clients that every Runway Jobs function and
 // runwayctl use: Cloud Run Admin v2 (jobs, executions, tasks) and Cloud Scheduler v1, each only
-// when asked for (Cloud Monitoring v3 and Pub/Sub are in the package allclients, which the
-// deploy and trigger functions do not import). In production they use Application Default Credentials; when
+// when asked for, and the Cloud Storage JSON API client (storage.go). Cloud Monitoring v3 and
+// Pub/Sub are in the package allclients, which the deploy and trigger functions do not import,
+// and the cloud.google.com/go/storage client is in storageclient, which no function imports.
+// In production the clients use Application Default Credentials; when
 // RUNWAY_EMULATOR_HOST=host:port is set they talk to `runwayctl emulator` instead, without
-// authentication over plain-text gRPC. There is no other way to reach either world, so no code
-// path exists only for tests.
+// authentication (plain-text gRPC, plain HTTP for Cloud Storage). There is no other way to
+// reach either world, so no code path exists only for tests.
 package gcp
 
 import (
