@@ -17,7 +17,7 @@ import (
 
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/storageclient"
 )
 
 // TestIAMDenyRules grants everything on a fresh emulator, then denies permissions through the
@@ -32,7 +32,7 @@ func TestIAMDenyRules(t *testing.T) {
 	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := gcp.NewStorage(ctx, emulatortest.Config(e, project))
+	st, err := storageclient.New(ctx, emulatortest.Config(e, project))
 	if err != nil {
 		t.Fatal(err)
 	}

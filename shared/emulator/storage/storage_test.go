@@ -20,14 +20,14 @@ import (
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/emulator/fault"
-	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/storageclient"
 )
 
 // start returns an emulator and an official client bound to it.
 func start(t *testing.T) (*emulator.Emulator, *gcs.Client) {
 	t.Helper()
 	e := emulatortest.Start(t, emulator.Options{})
-	c, err := gcp.NewStorage(context.Background(), emulatortest.Config(e, "p"))
+	c, err := storageclient.New(context.Background(), emulatortest.Config(e, "p"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestGenerationsManualClock(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	e := emulatortest.Start(t, emulator.Options{Clock: clock.NewManual(now)})
-	c, err := gcp.NewStorage(ctx, emulatortest.Config(e, "p"))
+	c, err := storageclient.New(ctx, emulatortest.Config(e, "p"))
 	if err != nil {
 		t.Fatal(err)
 	}
