@@ -58,6 +58,7 @@ type execState struct {
 
 	// Fixed at creation, read by the runner without the lock.
 	argv       []string // program and arguments
+	path       string   // argv[0] found on the emulator's PATH (argv[0] if not found), set by runExecution before any attempt
 	startErr   string   // why no attempt can start (no command and no args)
 	env        []string // without CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_ATTEMPT
 	notes      []string // written at the top of every attempt's log
@@ -205,14 +206,12 @@ func (s *Service) runJob(req *runpb.RunJobRequest) (*longrunningpb.Operation, er
 		return s.doneOp(k.parent(), e.exec), nil
 	}
 	dir, err := s.ensureLogDir()
-	if err == nil {
-		e.logDir = filepath.Join(dir, e.exec.Uid)
-		err = os.MkdirAll(e.logDir, 0o755)
-	}
 	if err != nil {
 		s.mu.Unlock()
 		return nil, status.Errorf(codes.Internal, "execution logs: %v", err)
 	}
+	// Created with the first attempt's log that has output (see lazyLog), off this lock.
+	e.logDir = filepath.Join(dir, e.exec.Uid)
 	now := e.exec.CreateTime.AsTime()
 	e.seq = s.nextSeq()
 	e.ctx, e.cancel = context.WithCancel(s.ctx)
