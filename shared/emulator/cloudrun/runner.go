@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,6 +82,17 @@ func (s *Service) runExecution(e *execState) {
 		}
 	}
 
+	if workers <= 1 {
+		// One task at a time: run them on this goroutine, without hand-offs.
+		for i := range e.tasks {
+			if e.ctx.Err() != nil {
+				break
+			}
+			s.runTask(e, i)
+		}
+		s.finishExecution(e)
+		return
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
@@ -354,22 +366,34 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 		_, _ = io.Copy(w, pr)
 		close(copied)
 	}()
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	// This goroutine waits for the main process, so that an attempt that ends by itself costs no
+	// hand-off; the watchdog stops it on a timeout or a cancellation. Its verdict is read only
+	// if it fired (fired is set before it touches verdict).
+	exited, watched := make(chan struct{}), make(chan struct{})
+	var fired atomic.Bool
+	var verdict attemptResult
 	timer := clock.NewTimer(s.opts.Clock, e.timeout)
-	defer timer.Stop()
+	go func() {
+		defer close(watched)
+		defer timer.Stop()
+		select {
+		case <-exited:
+		case <-timer.C:
+			fired.Store(true)
+			verdict.timedOut = true
+			verdict.killed = s.terminate(pgid, exited)
+		case <-e.ctx.Done():
+			fired.Store(true)
+			verdict.cancelled = true
+			verdict.killed = s.terminate(pgid, exited)
+		}
+	}()
+	_ = cmd.Wait()
+	close(exited)
 	var res attemptResult
-	select {
-	case <-exited:
-	case <-timer.C:
-		res.timedOut = true
-		res.killed = s.terminate(pgid, exited)
-	case <-e.ctx.Done():
-		res.cancelled = true
-		res.killed = s.terminate(pgid, exited)
+	if fired.Load() {
+		<-watched
+		res = verdict
 	}
 	// Like a container, the attempt ends with its main process: kill whatever it left behind.
 	killGroup(pgid)
