@@ -62,6 +62,7 @@ func (e *execState) prepareProcess(c *runpb.Container) {
 func (s *Service) runExecution(e *execState) {
 	defer s.wg.Done()
 	defer e.cancel()
+	defer e.markStarted() // no attempt started (cancelled first, or no process to start)
 	s.mu.Lock()
 	now := s.now()
 	e.exec.StartTime = ts(now)
@@ -145,6 +146,7 @@ func (s *Service) runTask(e *execState, i int) {
 		s.mu.Unlock()
 
 		res := s.runAttempt(e, i, attempt, logPath)
+		e.markStarted() // an attempt that could not start
 
 		s.mu.Lock()
 		now = s.now()
@@ -353,6 +355,7 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	err = cmd.Start()
+	e.markStarted()
 	pw.Close()
 	if err != nil {
 		pr.Close()
