@@ -21,6 +21,9 @@
 //     as soon as the work is done.
 //   - Monitoring accepts CreateTimeSeries for the run.googleapis.com job metrics (Google
 //     refuses writes to them) so that tests can load data through the official client.
+//   - gRPC and HTTP share one port: a connection that opens with the HTTP/2 preface is gRPC,
+//     so the HTTP routes are served over HTTP/1.1 (or an h2c upgrade), not prior-knowledge
+//     HTTP/2.
 //   - Pub/Sub is pstest, with its own limits; push subscriptions are delivered as Eventarc
 //     delivers to functions (CloudEvents, binary mode), not as plain Pub/Sub push.
 package emulator
