@@ -21,6 +21,9 @@
 //     as soon as the work is done.
 //   - Monitoring accepts CreateTimeSeries for the run.googleapis.com job metrics (Google
 //     refuses writes to them) so that tests can load data through the official client.
+//   - gRPC and HTTP share one port: a connection that opens with the HTTP/2 preface is gRPC,
+//     so the HTTP routes are served over HTTP/1.1 (or an h2c upgrade), not prior-knowledge
+//     HTTP/2.
 //   - Pub/Sub is pstest, with its own limits; push subscriptions are delivered as Eventarc
 //     delivers to functions (CloudEvents, binary mode), not as plain Pub/Sub push.
 package emulator
@@ -203,8 +206,9 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	mux.HandleFunc("POST /emulator/v1/clock:advance", e.serveAdvance)
 	mux.HandleFunc("GET /emulator/v1/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 
-	// gRPC and HTTP/1.1 on one port: h2c upgrades prior-knowledge HTTP/2 (what gRPC clients
-	// speak without TLS); gRPC requests go to the gRPC server, everything else to the mux.
+	// gRPC and HTTP/1.1 on one port: a connection that opens with the HTTP/2 preface (what gRPC
+	// clients speak without TLS) goes to the gRPC server's own transport (splitListener); the
+	// others to the HTTP server, where an h2c upgrade still reaches gRPC through ServeHTTP.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			e.grpc.ServeHTTP(w, r)
@@ -218,9 +222,15 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	e.cancel = cancel
 	e.sched.Start(runCtx)
 	e.deliver.Start(runCtx)
+	split := newSplitListener(l)
+	go split.serve()
+	go func() {
+		// Stop closes the listener before Serve returns: nothing to report.
+		_ = e.grpc.Serve(split.grpc)
+	}()
 	go func() {
 		defer close(e.done)
-		if err := e.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := e.http.Serve(split.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			e.closeErr = err
 		}
 	}()
@@ -251,6 +261,10 @@ func (e *Emulator) Close() error {
 		}
 		errs = append(errs, e.restConn.Close())
 		e.grpc.Stop()
+		// Last, so that neither server saw its listener close before being told to stop.
+		if err := e.listener.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
 		<-e.done
 		errs = append(errs, e.pubsub.Close(), e.closeErr)
 		e.closeErr = errors.Join(errs...)

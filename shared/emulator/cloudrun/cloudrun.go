@@ -70,7 +70,11 @@
 //     one that changes nothing. Job.conditions stays empty; only terminal_condition is set.
 //   - log_uri points at this emulator ({BaseURL}/emulator/v1/logs/{execution name}, plain
 //     text, each attempt bounded by Options.MaxLogBytes; a task's log_uri adds ?task=N), not at
-//     Cloud Logging.
+//     Cloud Logging. An attempt's log file is created with its first byte of output: an attempt
+//     that printed nothing has none, and the logs show its header line alone.
+//   - RunJob answers once the execution's first attempt has started (its process forked, or
+//     failed to start), at most 100 ms after the call; Cloud Run answers as soon as the
+//     execution is created. The execution in the operation's metadata is the one created.
 //   - The v1 path POST /apis/run.googleapis.com/v1/namespaces/{project}/jobs/{job}:run has no
 //     region (Google serves it on regional endpoints): it runs the job in the only location of
 //     the project that has a job of that id, and answers 400 FAILED_PRECONDITION if several

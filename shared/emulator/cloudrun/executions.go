@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"cloud.google.com/go/longrunning/autogen/longrunningpb"
@@ -45,6 +46,7 @@ type execState struct {
 	job   jobKey
 	id    string // short name
 	exec  *runpb.Execution
+	view  *runpb.Execution // snapshot's copy of exec, dropped by touch
 	tasks []*taskState
 	seq   int64
 
@@ -52,12 +54,15 @@ type execState struct {
 	cancel     context.CancelFunc
 	cancelling bool
 	finished   bool
-	runOp      *opState   // RunJob's operation
+	runOp      *opState      // RunJob's operation
+	started    chan struct{} // closed by markStarted
+	startOnce  sync.Once
 	cancelOps  []*opState // CancelExecution operations waiting for the end
 	logDir     string
 
 	// Fixed at creation, read by the runner without the lock.
 	argv       []string // program and arguments
+	path       string   // argv[0] found on the emulator's PATH (argv[0] if not found), set by runExecution before any attempt
 	startErr   string   // why no attempt can start (no command and no args)
 	env        []string // without CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_ATTEMPT
 	notes      []string // written at the top of every attempt's log
@@ -98,10 +103,20 @@ func withReason(c *runpb.Condition, r runpb.Condition_ExecutionReason, sev runpb
 	return c
 }
 
-// touch records a change of an execution. s.mu held.
+// touch records a change of an execution; every change of e.exec ends with it. s.mu held.
 func (s *Service) touch(e *execState) {
 	e.exec.UpdateTime = ts(s.now())
 	e.exec.Etag = newEtag()
+	e.view = nil
+}
+
+// snapshot returns a copy of the execution that nothing changes, to answer with outside the
+// lock: polls between two changes share one copy. s.mu held.
+func (e *execState) snapshot() *runpb.Execution {
+	if e.view == nil {
+		e.view = proto.Clone(e.exec).(*runpb.Execution)
+	}
+	return e.view
 }
 
 func touchTask(t *runpb.Task, now time.Time) {
@@ -205,14 +220,12 @@ func (s *Service) runJob(req *runpb.RunJobRequest) (*longrunningpb.Operation, er
 		return s.doneOp(k.parent(), e.exec), nil
 	}
 	dir, err := s.ensureLogDir()
-	if err == nil {
-		e.logDir = filepath.Join(dir, e.exec.Uid)
-		err = os.MkdirAll(e.logDir, 0o755)
-	}
 	if err != nil {
 		s.mu.Unlock()
 		return nil, status.Errorf(codes.Internal, "execution logs: %v", err)
 	}
+	// Created with the first attempt's log that has output (see lazyLog), off this lock.
+	e.logDir = filepath.Join(dir, e.exec.Uid)
 	now := e.exec.CreateTime.AsTime()
 	e.seq = s.nextSeq()
 	e.ctx, e.cancel = context.WithCancel(s.ctx)
@@ -232,8 +245,31 @@ func (s *Service) runJob(req *runpb.RunJobRequest) (*longrunningpb.Operation, er
 	s.mu.Unlock()
 
 	s.record(func(r Recorder) { r.ExecutionStarted(k.project, k.location, k.job, now) })
+	e.started = make(chan struct{})
 	go s.runExecution(e)
+	// Answer once the first attempt's process has started (or could not start): the fork then
+	// does not compete for the CPU with a caller that polls the execution at once, and a
+	// caller that sees RunJob answered finds the execution started.
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case <-e.started:
+	case <-t.C:
+	}
 	return resp, nil
+}
+
+// startWait bounds how long RunJob waits for the first attempt's process to start.
+const startWait = 100 * time.Millisecond
+
+// markStarted tells RunJob that the first attempt has started, failed to start or will not
+// start. It may be called more than once.
+func (e *execState) markStarted() {
+	e.startOnce.Do(func() {
+		if e.started != nil {
+			close(e.started)
+		}
+	})
 }
 
 // newExecution builds (without storing) an execution of js with overrides. s.mu held.
@@ -368,7 +404,7 @@ func (es *executionsServer) GetExecution(_ context.Context, req *runpb.GetExecut
 	if err != nil {
 		return nil, err
 	}
-	return proto.Clone(e.exec).(*runpb.Execution), nil
+	return e.snapshot(), nil
 }
 
 // ListExecutions lists the executions of a job ("-" for every job), newest first.
@@ -399,7 +435,7 @@ func (es *executionsServer) ListExecutions(_ context.Context, req *runpb.ListExe
 	}
 	resp := &runpb.ListExecutionsResponse{NextPageToken: next}
 	for _, e := range items {
-		resp.Executions = append(resp.Executions, proto.Clone(e.exec).(*runpb.Execution))
+		resp.Executions = append(resp.Executions, e.snapshot())
 	}
 	return resp, nil
 }

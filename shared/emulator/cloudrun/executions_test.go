@@ -765,3 +765,60 @@ func TestManualClockTimestamps(t *testing.T) {
 		}
 	}
 }
+
+func TestSilentAttemptHasNoLogFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newEnv(t, Options{OpDelay: time.Millisecond, LogDir: dir})
+	j := e.createJob(t, "silent", jobSpec("true"))
+	x, err := e.runJob(t, j.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "=== " + filepath.Base(x.Name) + "-task0 attempt 0 ===\n"
+	if got := e.logs(t, x.LogUri); got != want {
+		t.Errorf("logs of a silent attempt: %q, want %q", got, want)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*"))
+	if err != nil || len(files) != 0 {
+		t.Errorf("a silent attempt left log files %v (%v)", files, err)
+	}
+	// An attempt with output still gets its file.
+	j = e.createJob(t, "loud", jobSpec("echo", "hello"))
+	if x, err = e.runJob(t, j.Name, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.logs(t, x.LogUri); !strings.HasSuffix(got, "===\nhello\n") {
+		t.Errorf("logs: %q, want the attempt's output", got)
+	}
+}
+
+func TestRunJobAnswersAfterTheFirstStart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{OpDelay: time.Millisecond})
+	j := e.createJob(t, "started", jobSpec("sleep", "30"))
+	ctx := ctxT(t)
+	// The service's own RunJob, so that nothing between its answer and the check below gives
+	// the runner time to catch up.
+	op, err := e.svc.runJob(&runpb.RunJobRequest{Name: j.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := &runpb.Execution{}
+	if err := op.GetMetadata().UnmarshalTo(meta); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.mu.Lock()
+	phase, running := e.svc.execs[meta.Name].tasks[0].phase, e.svc.execs[meta.Name].exec.RunningCount
+	e.svc.mu.Unlock()
+	if phase != taskRunning || running != 1 {
+		t.Errorf("right after RunJob: task phase %v, running_count %d; want running, 1", phase, running)
+	}
+	cop, err := e.execs.CancelExecution(ctx, &runpb.CancelExecutionRequest{Name: meta.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cop.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,6 +62,7 @@ func (e *execState) prepareProcess(c *runpb.Container) {
 func (s *Service) runExecution(e *execState) {
 	defer s.wg.Done()
 	defer e.cancel()
+	defer e.markStarted() // no attempt started (cancelled first, or no process to start)
 	s.mu.Lock()
 	now := s.now()
 	e.exec.StartTime = ts(now)
@@ -72,7 +74,26 @@ func (s *Service) runExecution(e *execState) {
 	s.touch(e)
 	workers := int(e.exec.Parallelism)
 	s.mu.Unlock()
+	if len(e.argv) > 0 {
+		// Found on the PATH once per execution, not at every attempt; a program that is not
+		// found is looked up again by each attempt, which then fails with exec's own error.
+		e.path = e.argv[0]
+		if p, err := exec.LookPath(e.argv[0]); err == nil {
+			e.path = p
+		}
+	}
 
+	if workers <= 1 {
+		// One task at a time: run them on this goroutine, without hand-offs.
+		for i := range e.tasks {
+			if e.ctx.Err() != nil {
+				break
+			}
+			s.runTask(e, i)
+		}
+		s.finishExecution(e)
+		return
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
@@ -125,6 +146,7 @@ func (s *Service) runTask(e *execState, i int) {
 		s.mu.Unlock()
 
 		res := s.runAttempt(e, i, attempt, logPath)
+		e.markStarted() // an attempt that could not start
 
 		s.mu.Lock()
 		now = s.now()
@@ -303,21 +325,25 @@ func (r attemptResult) failedCondition(now time.Time) *runpb.Condition {
 }
 
 // runAttempt runs one attempt of task i as a process group, writing its output to logPath.
+// The log file (and the execution's log directory) is created on the first byte written to it:
+// an attempt that prints nothing costs no file creation, which on a journalled filesystem is
+// most of a short attempt's cost. The logs route serves a missing file as an empty log.
 func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attemptResult {
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return attemptResult{startErr: "cannot create the attempt's log: " + err.Error()}
-	}
+	f := &lazyLog{path: logPath}
 	defer f.Close()
 	w := &limitedWriter{w: f, left: s.opts.MaxLogBytes}
 	for _, n := range e.notes {
 		fmt.Fprintf(w, "[emulator] %s\n", n)
 	}
+	if f.err != nil {
+		return attemptResult{startErr: "cannot create the attempt's log: " + f.err.Error()}
+	}
 	if e.startErr != "" {
 		fmt.Fprintf(w, "[emulator] %s\n", e.startErr)
 		return attemptResult{startErr: e.startErr}
 	}
-	cmd := exec.Command(e.argv[0], e.argv[1:]...)
+	cmd := exec.Command(e.path, e.argv[1:]...)
+	cmd.Args[0] = e.argv[0] // the program sees the name it was given, not its resolved path
 	cmd.Env = append(slices.Clip(e.env), "CLOUD_RUN_TASK_INDEX="+strconv.Itoa(i), "CLOUD_RUN_TASK_ATTEMPT="+strconv.Itoa(attempt))
 	cmd.Dir = e.workDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -329,6 +355,7 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	err = cmd.Start()
+	e.markStarted()
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -342,22 +369,34 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 		_, _ = io.Copy(w, pr)
 		close(copied)
 	}()
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	// This goroutine waits for the main process, so that an attempt that ends by itself costs no
+	// hand-off; the watchdog stops it on a timeout or a cancellation. Its verdict is read only
+	// if it fired (fired is set before it touches verdict).
+	exited, watched := make(chan struct{}), make(chan struct{})
+	var fired atomic.Bool
+	var verdict attemptResult
 	timer := clock.NewTimer(s.opts.Clock, e.timeout)
-	defer timer.Stop()
+	go func() {
+		defer close(watched)
+		defer timer.Stop()
+		select {
+		case <-exited:
+		case <-timer.C:
+			fired.Store(true)
+			verdict.timedOut = true
+			verdict.killed = s.terminate(pgid, exited)
+		case <-e.ctx.Done():
+			fired.Store(true)
+			verdict.cancelled = true
+			verdict.killed = s.terminate(pgid, exited)
+		}
+	}()
+	_ = cmd.Wait()
+	close(exited)
 	var res attemptResult
-	select {
-	case <-exited:
-	case <-timer.C:
-		res.timedOut = true
-		res.killed = s.terminate(pgid, exited)
-	case <-e.ctx.Done():
-		res.cancelled = true
-		res.killed = s.terminate(pgid, exited)
+	if fired.Load() {
+		<-watched
+		res = verdict
 	}
 	// Like a container, the attempt ends with its main process: kill whatever it left behind.
 	killGroup(pgid)
@@ -372,6 +411,9 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 		res.signal = int32(ws.Signal())
 	} else {
 		res.exitCode = int32(cmd.ProcessState.ExitCode())
+	}
+	if f.err != nil {
+		return attemptResult{startErr: "cannot create the attempt's log: " + f.err.Error()}
 	}
 	// Past the output's bound: these notes always make it to the log.
 	how := "SIGTERM sent to the process group, which exited"
@@ -403,6 +445,44 @@ func (s *Service) terminate(pgid int, exited <-chan struct{}) (killed bool) {
 		<-exited
 		return true
 	}
+}
+
+// lazyLog is an attempt's log file, created (with its directory) on the first Write. After a
+// failed creation it discards what it is given, so that the attempt's pipe is still drained,
+// and keeps the error.
+type lazyLog struct {
+	path string
+	f    *os.File
+	err  error
+}
+
+func (l *lazyLog) Write(p []byte) (int, error) {
+	if l.f == nil && l.err == nil {
+		if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+			l.err = err
+		} else if l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644); err != nil {
+			l.err = err
+		}
+	}
+	if l.err != nil {
+		return len(p), nil
+	}
+	n, err := l.f.Write(p)
+	if err != nil {
+		err = fmt.Errorf("write %s: %w", l.path, err)
+	}
+	return n, err
+}
+
+// Close closes the file if it was created.
+func (l *lazyLog) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	if err := l.f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", l.path, err)
+	}
+	return nil
 }
 
 // killGroup sends SIGKILL to every process of the group.
