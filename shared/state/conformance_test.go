@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,6 +24,7 @@ func testConformance(t *testing.T, mk newStore) {
 	t.Run("one winner", func(t *testing.T) { testOneWinner(t, mk(t)) })
 	t.Run("compare and swap", func(t *testing.T) { testCompareAndSwap(t, mk(t)) })
 	t.Run("list", func(t *testing.T) { testList(t, mk(t)(t)) })
+	t.Run("list page", func(t *testing.T) { testListPage(t, mk(t)(t)) })
 	t.Run("data", func(t *testing.T) { testData(t, mk(t)(t)) })
 	t.Run("invalid keys", func(t *testing.T) { testInvalidKeys(t, mk(t)(t)) })
 }
@@ -224,6 +227,74 @@ func testList(t *testing.T, s Store) {
 	}
 }
 
+// testListPage walks keys a page at a time from various places; a dash sorts before the slash,
+// so runs/a-b/ comes before runs/a/ in key order though not in a directory's.
+func testListPage(t *testing.T, s Store) {
+	ctx := context.Background()
+	keys := []string{"deploys/a/x", "runs/a-b/1", "runs/a/1", "runs/a/slot-5", "runs/a/slot-6", "runs/ab/1", "runs/b/2", "runs/b/c/3"}
+	for _, k := range keys {
+		if _, err := s.Put(ctx, k, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, prefix, after string
+		limit               int
+		want                []string
+	}{
+		{name: "first page", prefix: "runs/", limit: 2, want: []string{"runs/a-b/1", "runs/a/1"}},
+		{name: "after a key", prefix: "runs/", after: "runs/a/1", limit: 2, want: []string{"runs/a/slot-5", "runs/a/slot-6"}},
+		{name: "after a missing key", prefix: "runs/", after: "runs/a/slot-55", limit: 2, want: []string{"runs/a/slot-6", "runs/ab/1"}},
+		{name: "after a directory's name", prefix: "runs/", after: "runs/a", limit: 2, want: []string{"runs/a-b/1", "runs/a/1"}},
+		{name: "after a directory", prefix: "runs/", after: "runs/a/", limit: 1, want: []string{"runs/a/1"}},
+		{name: "into a subdirectory", prefix: "runs/b", after: "runs/b/2", limit: 5, want: []string{"runs/b/c/3"}},
+		{name: "last page is short", prefix: "runs/", after: "runs/ab/1", limit: 5, want: []string{"runs/b/2", "runs/b/c/3"}},
+		{name: "past the end", prefix: "runs/", after: "runs/z", limit: 5, want: nil},
+		{name: "name prefix", prefix: "runs/a/slot-", limit: 5, want: []string{"runs/a/slot-5", "runs/a/slot-6"}},
+		{name: "after below prefix", prefix: "runs/b/", after: "deploys/z", limit: 5, want: []string{"runs/b/2", "runs/b/c/3"}},
+		{name: "everything", prefix: "", limit: 100, want: keys},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.ListPage(ctx, tt.prefix, tt.after, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) == 0 {
+				got = nil
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("ListPage(%q, %q, %d) = %v, want %v", tt.prefix, tt.after, tt.limit, got, tt.want)
+			}
+		})
+	}
+	// A walk by pages of every size sees what List sees.
+	all, err := s.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for limit := 1; limit <= len(all)+1; limit++ {
+		var walked []string
+		for after := ""; ; {
+			page, err := s.ListPage(ctx, "", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			walked = append(walked, page...)
+			if len(page) < limit {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if !slices.Equal(walked, all) {
+			t.Fatalf("walk by pages of %d = %v, want %v", limit, walked, all)
+		}
+	}
+	if _, err := s.ListPage(ctx, "", "", 0); err == nil {
+		t.Error("ListPage with limit 0: no error")
+	}
+}
+
 // testData stores values that a text-minded store would damage.
 func testData(t *testing.T, s Store) {
 	ctx := context.Background()
@@ -285,4 +356,59 @@ func TestConformanceDir(t *testing.T) {
 			return d
 		}
 	})
+}
+
+// TestDirDeleteLeavesNoLock checks that deleted keys leave no lock file behind (a store whose
+// keys come and go would otherwise grow a lock per key ever written), and that writers racing
+// with deletes of one key still exclude each other.
+func TestDirDeleteLeavesNoLock(t *testing.T) {
+	ctx := context.Background()
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"runs/a/slot-1", "runs/a/slot-2"} {
+		if _, err := d.Put(ctx, k, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Delete(ctx, k, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Delete(ctx, "runs/a/never", 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Delete of a missing key = %v, want ErrNotFound", err)
+	}
+	locks, err := os.ReadDir(filepath.Join(d.Root(), ".locks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(locks) != 0 {
+		t.Fatalf("%d lock files left after the keys were deleted: %v", len(locks), locks)
+	}
+	// Creators and deleters of one key: each create must be won by exactly one of the
+	// creators that saw the key missing, whatever the deletes do to the lock file.
+	const key = "runs/a/raced"
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	created := 0
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := d.Put(ctx, key, []byte("v"), 0); err == nil {
+					mu.Lock()
+					created++
+					mu.Unlock()
+					if err := d.Delete(ctx, key, 0); err != nil {
+						t.Errorf("delete of a key this goroutine created: %v", err)
+					}
+				} else if !errors.Is(err, ErrPrecondition) {
+					t.Errorf("put: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if created == 0 {
+		t.Fatal("no create succeeded")
+	}
 }

@@ -109,6 +109,9 @@ func (d *Dir) Delete(ctx context.Context, key string, ifGeneration int64) error 
 	}
 	return d.locked(key, func() error {
 		cur, err := d.read(key)
+		if errors.Is(err, ErrNotFound) {
+			os.Remove(d.lockPath(key)) // the lock of a key that is not there is not kept
+		}
 		if err != nil {
 			return err
 		}
@@ -118,58 +121,125 @@ func (d *Dir) Delete(ctx context.Context, key string, ifGeneration int64) error 
 		if err := os.Remove(d.path(key)); err != nil {
 			return fmt.Errorf("state.Delete %s: %w", key, err)
 		}
+		// Still holding it: a waiting locker sees the file gone and locks a new one.
+		if err := os.Remove(d.lockPath(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state.Delete %s: lock: %w", key, err)
+		}
 		return nil
 	})
 }
 
-// List returns the keys under prefix, sorted.
+// List returns the keys under prefix, sorted. It reads only the directories that can hold such
+// keys.
 func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 	var keys []string
-	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if strings.HasPrefix(e.Name(), ".") {
-			if e.IsDir() && p != d.root {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if e.IsDir() {
-			return nil
-		}
-		rel, err := filepath.Rel(d.root, p)
-		if err != nil {
-			return err
-		}
-		if key := filepath.ToSlash(rel); strings.HasPrefix(key, prefix) {
-			keys = append(keys, key)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := d.walk("", prefix, "", func(key string) bool { keys = append(keys, key); return true }); err != nil {
 		return nil, fmt.Errorf("state.List %s: %w", prefix, err)
 	}
-	slices.Sort(keys)
 	return keys, nil
 }
 
-// locked runs fn holding the exclusive lock of key, across processes.
-func (d *Dir) locked(key string, fn func() error) error {
-	name := filepath.Join(d.root, ".locks", strings.ReplaceAll(key, "/", "%"))
-	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+// ListPage returns at most limit keys under prefix after startAfter, sorted. It reads the
+// directories that can hold such keys, skipping those whose keys all sort before startAfter.
+func (d *Dir) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("state.ListPage %s: limit %d, want > 0", prefix, limit)
+	}
+	var keys []string
+	err := d.walk("", prefix, startAfter, func(key string) bool {
+		keys = append(keys, key)
+		return len(keys) < limit
+	})
 	if err != nil {
-		return fmt.Errorf("state lock %s: %w", key, err)
+		return nil, fmt.Errorf("state.ListPage %s after %s: %w", prefix, startAfter, err)
 	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("state lock %s: %w", key, err)
+	return keys, nil
+}
+
+// walk calls fn, in key order, with each key under prefix that sorts after after (every key
+// when after is ""), in the directory of the keys starting with base ("" or "a/b/"), until fn
+// returns false; it reports whether fn asked for more. A directory is read only if it can hold
+// such a key: its keys all start with its name and a slash, so its entries sort as that.
+func (d *Dir) walk(base, prefix, after string, fn func(key string) bool) error {
+	_, err := d.walkDir(base, prefix, after, fn)
+	return err
+}
+
+func (d *Dir) walkDir(base, prefix, after string, fn func(key string) bool) (bool, error) {
+	entries, err := os.ReadDir(filepath.Join(d.root, filepath.FromSlash(base)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil // removed meanwhile, or never made
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return fn()
+	if err != nil {
+		return false, err
+	}
+	type item struct {
+		key string // a directory's ends with a slash
+		dir bool
+	}
+	items := make([]item, 0, len(entries))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // locks, temporary files
+		}
+		k := base + e.Name()
+		if e.IsDir() {
+			k += "/"
+			if !strings.HasPrefix(k, prefix) && !strings.HasPrefix(prefix, k) {
+				continue // no key of it is under prefix
+			}
+			if after != "" && k <= after && !strings.HasPrefix(after, k) {
+				continue // every key of it sorts before after
+			}
+		} else if !strings.HasPrefix(k, prefix) || k <= after {
+			continue
+		}
+		items = append(items, item{key: k, dir: e.IsDir()})
+	}
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.key, b.key) })
+	for _, it := range items {
+		if it.dir {
+			more, err := d.walkDir(it.key, prefix, after, fn)
+			if !more || err != nil {
+				return more, err
+			}
+			continue
+		}
+		if !fn(it.key) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// locked runs fn holding the exclusive lock of key, across processes. fn may remove the lock
+// file (Delete does, so that deleted keys leave no lock behind): a locker that then finds the
+// file it locked no longer in place opens the new one and locks again.
+func (d *Dir) locked(key string, fn func() error) error {
+	name := d.lockPath(key)
+	for {
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+		if err != nil {
+			return fmt.Errorf("state lock %s: %w", key, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return fmt.Errorf("state lock %s: %w", key, err)
+		}
+		held, herr := f.Stat()
+		cur, cerr := os.Stat(name)
+		if herr != nil || cerr != nil || !os.SameFile(held, cur) {
+			f.Close() // removed (or replaced) by its last holder: lock the file now in place
+			continue
+		}
+		err = fn()
+		f.Close() // releases the lock
+		return err
+	}
+}
+
+func (d *Dir) lockPath(key string) string {
+	return filepath.Join(d.root, ".locks", strings.ReplaceAll(key, "/", "%"))
 }
 
 func (d *Dir) writeAtomic(key string, b []byte) error {

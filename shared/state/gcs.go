@@ -165,6 +165,37 @@ func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 }
 
+// ListPage returns at most limit keys under prefix after startAfter, sorted: one objects.list
+// request from startOffset (a page of limit + 1, the first of which may be startAfter itself).
+func (g *GCS) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("state.ListPage %s: limit %d, want > 0", prefix, limit)
+	}
+	q := &storage.Query{Prefix: g.prefix + prefix}
+	if startAfter != "" {
+		q.StartOffset = g.prefix + startAfter // inclusive: startAfter itself is skipped below
+	}
+	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
+		return nil, fmt.Errorf("state.ListPage %s: %w", prefix, err)
+	}
+	it := g.bucket.Objects(ctx, q)
+	it.PageInfo().MaxSize = min(limit+1, 1000)
+	keys := make([]string, 0, min(limit, 1000))
+	for len(keys) < limit {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("state.ListPage %s after %s: %w", prefix, startAfter, mapError(err))
+		}
+		if k := strings.TrimPrefix(a.Name, g.prefix); k > startAfter {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
 // mapError adds ErrNotFound or ErrPrecondition to the client's error, keeping it in the chain.
 func mapError(err error) error {
 	if errors.Is(err, gcp.ErrObjectNotExist) {

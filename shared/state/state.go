@@ -43,6 +43,11 @@ type Store interface {
 	Delete(ctx context.Context, key string, ifGeneration int64) error
 	// List returns the keys under prefix, sorted.
 	List(ctx context.Context, prefix string) ([]string, error)
+	// ListPage returns, sorted, at most limit (> 0) keys under prefix that sort after
+	// startAfter ("": from the first). Fewer than limit means the prefix has no more. Its cost
+	// is that of the page, not of the keys before startAfter (Cloud Storage's startOffset), so
+	// a reader can walk a large prefix a page at a time.
+	ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]string, error)
 }
 
 // EnvVar names the environment variable that says where the store is.
