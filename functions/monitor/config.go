@@ -58,6 +58,12 @@ type Config struct {
 	CallTimeout time.Duration
 	// TickTimeout bounds a whole tick (default 4m, less than Lease).
 	TickTimeout time.Duration
+	// RecordRetention is how long run records and deploy outcomes are kept (default
+	// platform.RecordRetention; see retention.go).
+	RecordRetention time.Duration
+	// PruneBatch bounds the keys one tick looks at for expiry (default 500); PruneReads the
+	// records among them it reads for their time (default 50).
+	PruneBatch, PruneReads int
 }
 
 // ConfigFromEnv reads the Config through lookup (os.LookupEnv in production; tests pass a
@@ -137,6 +143,13 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TickTimeout <= 0 {
 		c.TickTimeout = 4 * time.Minute
+	}
+	c.RecordRetention = retentionOf(c.RecordRetention)
+	if c.PruneBatch <= 0 {
+		c.PruneBatch = defaultPruneBatch
+	}
+	if c.PruneReads <= 0 {
+		c.PruneReads = defaultPruneReads
 	}
 	if c.Lookup == nil {
 		c.Lookup = func(string) (string, bool) { return "", false }

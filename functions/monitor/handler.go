@@ -152,6 +152,8 @@ func stateKey(project string) string { return "monitor/" + project }
 // Stats counts what one tick did.
 type Stats struct {
 	Projects, Jobs, Alerts, Delivered int
+	// Pruned counts the expired records deleted (retention.go).
+	Pruned int
 	// Evaluate is the time spent in the pure evaluation (detect), without I/O.
 	Evaluate time.Duration
 }
@@ -170,7 +172,7 @@ func (h *Handler) Handle(ctx context.Context, e cloudevent.Event) error {
 	if err != nil {
 		l = h.log.Error().Err(err)
 	}
-	l.Str("event_id", e.ID()).Int("projects", st.Projects).Int("jobs", st.Jobs).Int("alerts", st.Alerts).Int("delivered", st.Delivered).Msg("tick")
+	l.Str("event_id", e.ID()).Int("projects", st.Projects).Int("jobs", st.Jobs).Int("alerts", st.Alerts).Int("delivered", st.Delivered).Int("pruned", st.Pruned).Msg("tick")
 	return err
 }
 
@@ -190,6 +192,12 @@ func (h *Handler) tick(ctx context.Context) (Stats, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("project %s: %w", p.id, err))
 		}
+	}
+	// Pruning is housekeeping: its failure is logged, not the tick's (the next tick goes on).
+	ps, err := h.prune(ctx)
+	st.Pruned = ps.Deleted
+	if err != nil {
+		h.log.Warn().Err(err).Msg("expired records not pruned this tick")
 	}
 	return st, errors.Join(errs...)
 }

@@ -87,6 +87,16 @@ func (m *memStore) List(_ context.Context, prefix string) ([]string, error) {
 	return keys, nil
 }
 
+func (m *memStore) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
+	keys, _ := m.List(ctx, prefix)
+	i, _ := slices.BinarySearch(keys, startAfter)
+	if i < len(keys) && keys[i] == startAfter {
+		i++
+	}
+	keys = keys[i:]
+	return keys[:min(limit, len(keys))], nil
+}
+
 // simExec is one execution of the simulated history.
 type simExec struct {
 	name                        string

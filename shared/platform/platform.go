@@ -12,7 +12,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -281,6 +283,44 @@ func RunRecordKey(workload, requestID string) string {
 // Kubernetes names a CronJob's Job after its slot.
 func SlotRecordKey(workload string, slot time.Time) string {
 	return fmt.Sprintf("runs/%s/slot-%d", workload, slot.Unix()/60)
+}
+
+// RecordRetention is how long the run records (runs/) and deploy outcomes (deploys/) are kept:
+// longer than Pub/Sub can hold a message for redelivery (31 days, its longest retention), so a
+// redelivered request always finds the record that makes it a duplicate, and far longer than
+// any reader looks back (the monitor reads a slot's record within a day of its deadline,
+// runwayctl run and deploy --wait within minutes). The monitor deletes older ones.
+const RecordRetention = 32 * 24 * time.Hour
+
+// RetainedPrefixes are the store prefixes whose records RecordRetention applies to.
+var RetainedPrefixes = []string{"deploys/", "runs/"}
+
+// SlotOfKey returns the slot of a SlotRecordKey (to the minute); ok is false for other keys.
+func SlotOfKey(key string) (slot time.Time, ok bool) {
+	i := strings.LastIndex(key, "/slot-")
+	if i < 0 || !strings.HasPrefix(key, "runs/") || strings.Count(key, "/") != 2 {
+		return time.Time{}, false
+	}
+	m, err := strconv.ParseInt(key[i+len("/slot-"):], 10, 64)
+	if err != nil || m < 0 || m > 1<<40 {
+		return time.Time{}, false
+	}
+	return time.Unix(m*60, 0).UTC(), true
+}
+
+// RecordTime returns the time of a stored RunRecord or DeployRecord: when it was last
+// written.
+func RecordTime(data []byte) (time.Time, error) {
+	var r struct {
+		Time time.Time `json:"time"`
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return time.Time{}, fmt.Errorf("record time: %w", err)
+	}
+	if r.Time.IsZero() {
+		return time.Time{}, errors.New("record time: the record has no time")
+	}
+	return r.Time, nil
 }
 
 // keySafe keeps ids that are plain (CI ids, UUIDs) readable and hashes anything else.

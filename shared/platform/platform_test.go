@@ -77,3 +77,50 @@ func TestRecordKeys(t *testing.T) {
 		t.Errorf("SlotRecordKey = %q, want %q", got, want)
 	}
 }
+
+func TestSlotOfKey(t *testing.T) {
+	slot := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		key  string
+		want time.Time
+		ok   bool
+	}{
+		{name: "slot record", key: SlotRecordKey("w", slot), want: slot, ok: true},
+		{name: "run record", key: RunRecordKey("w", "pipeline-1"), ok: false},
+		{name: "request id that looks like a slot", key: RunRecordKey("w", "slot-x"), ok: false},
+		{name: "deploy record", key: DeployRecordKey("w", "slot-5"), ok: false},
+		{name: "deeper key", key: "runs/w/x/slot-5", ok: false},
+		{name: "negative", key: "runs/w/slot--5", ok: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := SlotOfKey(tt.key)
+			if ok != tt.ok || !got.Equal(tt.want) {
+				t.Fatalf("SlotOfKey(%q) = %v, %v; want %v, %v", tt.key, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestRecordTime(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		data    string
+		want    time.Time
+		wantErr bool
+	}{
+		{name: "run record", data: `{"request_id":"r","outcome":"started","time":"2026-12-01T10:00:00Z"}`, want: at},
+		{name: "no time", data: `{"request_id":"r"}`, wantErr: true},
+		{name: "not json", data: `x`, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RecordTime([]byte(tt.data))
+			if (err != nil) != tt.wantErr || !got.Equal(tt.want) {
+				t.Fatalf("RecordTime(%s) = %v, %v; want %v, error %v", tt.data, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
