@@ -165,35 +165,36 @@ func (g *GCS) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 }
 
-// ListPage returns at most limit keys under prefix after startAfter, sorted: one objects.list
-// request from startOffset (a page of limit + 1, the first of which may be startAfter itself).
+// ListPage returns at most limit keys under prefix after startAfter, sorted: objects.list
+// from startOffset (inclusive, so startAfter itself is skipped), in pages of limit + 1.
 func (g *GCS) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("state.ListPage %s: limit %d, want > 0", prefix, limit)
 	}
-	q := &storage.Query{Prefix: g.prefix + prefix}
+	call := g.client.Objects.List(g.name).Prefix(g.prefix+prefix).Fields("items(name)", "nextPageToken").MaxResults(int64(min(limit+1, 1000)))
 	if startAfter != "" {
-		q.StartOffset = g.prefix + startAfter // inclusive: startAfter itself is skipped below
+		call = call.StartOffset(g.prefix + startAfter)
 	}
-	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
-		return nil, fmt.Errorf("state.ListPage %s: %w", prefix, err)
-	}
-	it := g.bucket.Objects(ctx, q)
-	it.PageInfo().MaxSize = min(limit+1, 1000)
 	keys := make([]string, 0, min(limit, 1000))
-	for len(keys) < limit {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
-		}
+	for token := ""; ; {
+		var page *storage.Objects
+		err := gcp.RetryStorage(ctx, func() error {
+			var err error
+			page, err = call.PageToken(token).Context(ctx).Do()
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("state.ListPage %s after %s: %w", prefix, startAfter, mapError(err))
 		}
-		if k := strings.TrimPrefix(a.Name, g.prefix); k > startAfter {
-			keys = append(keys, k)
+		for _, o := range page.Items {
+			if k := strings.TrimPrefix(o.Name, g.prefix); k > startAfter && len(keys) < limit {
+				keys = append(keys, k)
+			}
+		}
+		if token = page.NextPageToken; token == "" || len(keys) == limit {
+			return keys, nil
 		}
 	}
-	return keys, nil
 }
 
 // mapError adds ErrNotFound or ErrPrecondition to the client's error, keeping it in the chain.
