@@ -301,8 +301,12 @@ func SlotOfKey(key string) (slot time.Time, ok bool) {
 	if i < 0 || !strings.HasPrefix(key, "runs/") || strings.Count(key, "/") != 2 {
 		return time.Time{}, false
 	}
-	m, err := strconv.ParseInt(key[i+len("/slot-"):], 10, 64)
-	if err != nil || m < 0 || m > 1<<40 {
+	digits := key[i+len("/slot-"):]
+	if digits == "" || digits[0] == '0' && digits != "0" || strings.Trim(digits, "0123456789") != "" {
+		return time.Time{}, false // not as SlotRecordKey writes it
+	}
+	m, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || m > 1<<40 {
 		return time.Time{}, false
 	}
 	return time.Unix(m*60, 0).UTC(), true

@@ -124,3 +124,25 @@ func TestRecordTime(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSlotOfKey checks that SlotOfKey accepts exactly the keys SlotRecordKey makes, and finds
+// their slot again.
+func FuzzSlotOfKey(f *testing.F) {
+	f.Add("runs/w/slot-29934900")
+	f.Add("runs/w/slot-")
+	f.Add("runs/w/x/slot-1")
+	f.Add("deploys/w/slot-1")
+	f.Fuzz(func(t *testing.T, key string) {
+		slot, ok := SlotOfKey(key)
+		if !ok {
+			return
+		}
+		w := strings.TrimPrefix(key[:strings.LastIndex(key, "/slot-")], "runs/")
+		if again := SlotRecordKey(w, slot); again != key {
+			t.Fatalf("SlotOfKey(%q) = %v, which SlotRecordKey writes as %q", key, slot, again)
+		}
+		if slot.Unix()%60 != 0 {
+			t.Fatalf("SlotOfKey(%q) = %v: not a whole minute", key, slot)
+		}
+	})
+}
