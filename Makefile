@@ -94,6 +94,8 @@ fuzz:
 	cd release && $(GO) test -run='^$$' -fuzz='^FuzzUnpackBusybox$$' -fuzztime=$(FUZZTIME) ./image/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzScrub$$' -fuzztime=$(FUZZTIME) ./notify/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzLevelless$$' -fuzztime=$(FUZZTIME) ./logging/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzSlotOfKey$$' -fuzztime=$(FUZZTIME) ./platform/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzValidatorMatchesOracle$$' -fuzztime=$(FUZZTIME) ./document/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
 
 ## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.
