@@ -63,6 +63,7 @@ type devOptions struct {
 	start     string
 	opDelay   time.Duration
 	getenv    func(string) string // the user's environment
+	console   string              // the console's host:port, "" for none
 }
 
 func newDevCmd(e *cmdEnv) *cobra.Command {
@@ -98,6 +99,7 @@ itself, where 'make dev' builds them).`,
 	f.BoolVar(&o.manual, "manual-clock", false, "run the emulator on a clock that moves only through POST /emulator/v1/clock:advance")
 	f.StringVar(&o.start, "start", "", "with --manual-clock: the starting time (RFC3339; default now)")
 	f.DurationVar(&o.opDelay, "op-delay", 100*time.Millisecond, "how long Cloud Run create/update/delete operations take")
+	f.StringVar(&o.console, "console", "127.0.0.1:8086", "host:port of the web console (runwayctl console; '' for none)")
 	return cmd
 }
 
@@ -159,6 +161,11 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 	if err != nil {
 		return err
 	}
+	if o.console != "" {
+		if err := p.startConsole(o.console); err != nil {
+			return err
+		}
+	}
 	p.banner(stdout, time.Since(start), deployed)
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "stopping")
@@ -176,6 +183,7 @@ type devPlatform struct {
 	fns       []*devFunction // the processes started
 	env       []string       // the functions' environment
 	ingestLag string         // the monitor's RUNWAY_MONITOR_INGEST_LAG
+	console   *devConsole    // nil without --console
 }
 
 // makeDirs creates the state and log directories under data (a temporary directory if empty).
@@ -328,6 +336,9 @@ func (p *devPlatform) banner(stdout io.Writer, ready time.Duration, deployed []s
 	fmt.Fprintf(stdout, "  alerts     %s   (every channel; also printed here)\n", p.sink.file)
 	fmt.Fprintf(stdout, "  state      %s\n", p.stateDir)
 	fmt.Fprintf(stdout, "  monitor    ingest lag %s (%s)\n", p.ingestLag, devIngestLagEnv)
+	if p.console != nil {
+		fmt.Fprintf(stdout, "  console    %s   (read-only web console)\n", p.console.url)
+	}
 	fmt.Fprintf(stdout, "  executions %s\n\n", p.execLogs)
 	for _, line := range deployed {
 		fmt.Fprintf(stdout, "  %s\n", line)
@@ -344,6 +355,7 @@ func (p *devPlatform) banner(stdout io.Writer, ready time.Duration, deployed []s
 
 // close stops what was started, in reverse order.
 func (p *devPlatform) close() {
+	p.console.close()
 	for _, f := range p.fns {
 		f.stop()
 	}

@@ -8,6 +8,7 @@ require (
 	cloud.google.com/go/run v1.25.0
 	cloud.google.com/go/scheduler v1.18.1
 	cloud.google.com/go/storage v1.70.0
+	github.com/chromedp/chromedp v0.23.0
 	github.com/goccy/go-yaml v1.19.2
 	github.com/google/go-cmp v0.7.0
 	github.com/spf13/cobra v1.10.2
@@ -17,6 +18,11 @@ require (
 	google.golang.org/grpc v1.84.0
 	google.golang.org/protobuf v1.36.12
 	runwayjobs.dev/shared v0.0.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 )
 
 require (
@@ -68,6 +74,9 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261012220534-4341edf3f941 // indirect
+	runwayjobs.dev/functions/monitor v0.0.0
 )
 
 replace runwayjobs.dev/shared => ../shared
+
+replace runwayjobs.dev/functions/monitor => ../functions/monitor

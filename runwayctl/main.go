@@ -34,6 +34,6 @@ func newRoot(e *cmdEnv) *cobra.Command {
 	root.SetOut(e.out)
 	root.SetErr(e.errOut)
 	root.AddCommand(newValidateCmd(e), newSchemaCmd(e), newScheduleCmd(e), newEmulatorCmd(e), newDeployCmd(e), newPlanCmd(e),
-		newRunCmd(e), newDevCmd(e), newStatusCmd(e), newLogsCmd(e), newVersionCmd(e), newDoctorCmd(e))
+		newRunCmd(e), newDevCmd(e), newStatusCmd(e), newLogsCmd(e), newVersionCmd(e), newDoctorCmd(e), newConsoleCmd(e))
 	return root
 }
