@@ -162,8 +162,8 @@ func runDev(ctx context.Context, stdout, stderr io.Writer, o devOptions, now fun
 		return err
 	}
 	if o.console != "" {
-		if err := p.startConsole(o.console); err != nil {
-			return err
+		if err := p.startConsole(o.console); err != nil { // the platform runs without it
+			fmt.Fprintf(stderr, "runwayctl dev: no console: %v (pass --console HOST:PORT, or '' for none)\n", err)
 		}
 	}
 	p.banner(stdout, time.Since(start), deployed)
