@@ -310,3 +310,53 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the browser's console reported:\n%s", strings.Join(problems, "\n"))
 	}
 }
+
+// FuzzConsoleAlertLog: whatever the alert log holds, readAlertLog returns only the asked
+// workload's alerts, at most consoleMaxAlerts, and never panics.
+func FuzzConsoleAlertLog(f *testing.F) {
+	line, _ := json.Marshal(alertLogLine{Channel: "c", Alert: notify.Alert{Workload: "w", Summary: "s"}})
+	f.Add(append(line, '\n'))
+	f.Add([]byte("{\"alert\":{\"workload\":\"w\"}}\nnot json\n{\"alert\":{\"workload\":\"x\"}}"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "alerts.jsonl")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readAlertLog(path, "w")
+		if err != nil {
+			return // a line over consoleMaxAlertLine
+		}
+		if len(got) > consoleMaxAlerts {
+			t.Errorf("%d alerts kept", len(got))
+		}
+		for _, a := range got {
+			if a.Alert.Workload != "w" {
+				t.Errorf("an alert of %q", a.Alert.Workload)
+			}
+		}
+	})
+}
+
+func TestConsoleCappedBuffer(t *testing.T) {
+	tests := []struct {
+		name       string
+		writes     []string
+		want       string
+		wantCapped bool
+	}{
+		{name: "under the cap", writes: []string{"ab", "c"}, want: "abc"},
+		{name: "at the cap", writes: []string{"abcd"}, want: "abcd"},
+		{name: "over the cap", writes: []string{"ab", "cdef"}, want: "abcd", wantCapped: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := cappedBuffer{max: 4}
+			for _, w := range tt.writes {
+				b.Write([]byte(w))
+			}
+			if b.String() != tt.want || b.capped != tt.wantCapped {
+				t.Errorf("kept %q (capped %v), want %q (capped %v)", b.String(), b.capped, tt.want, tt.wantCapped)
+			}
+		})
+	}
+}
