@@ -29,7 +29,7 @@ func BenchmarkDevReady(b *testing.B) {
 	var times []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		cmd := exec.Command(binary, "dev", "--addr", "127.0.0.1:0", "--functions", bins, "--data", b.TempDir(),
+		cmd := exec.Command(binary, "dev", "--addr", "127.0.0.1:0", "--console", "", "--functions", bins, "--data", b.TempDir(),
 			"--inventory", filepath.Join(repoRoot, "examples", "inventory.yml"), "--examples", filepath.Join(repoRoot, "examples"))
 		cmd.Dir = repoRoot
 		out, err := cmd.StdoutPipe()

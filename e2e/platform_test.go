@@ -133,7 +133,7 @@ func startDev(t *testing.T, start time.Time, extra ...string) *devPlatform {
 	data := t.TempDir()
 	args := append([]string{"dev", "--data", data, "--addr", "127.0.0.1:0", "--manual-clock", "--start", start.Format(time.RFC3339),
 		"--functions", bins, "--inventory", filepath.Join(repoRoot, "examples", "inventory.yml"),
-		"--examples", filepath.Join(repoRoot, "examples"), "--op-delay", "5ms"}, extra...)
+		"--examples", filepath.Join(repoRoot, "examples"), "--op-delay", "5ms", "--console", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = repoRoot
 	cmd.Env = withoutCI(os.Environ())

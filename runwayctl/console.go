@@ -344,25 +344,21 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return b.Builder.Write(p)
 }
 
-// monitorStateKey is the store key of a project's monitor state, as the monitor function
-// writes it (functions/monitor's stateKey).
-func monitorStateKey(project string) string { return "monitor/" + project }
-
 // readMonitorState reads the monitor's state of project; nil without a store or state.
 func readMonitorState(ctx context.Context, store state.Store, project string) (*detect.State, error) {
 	if store == nil {
 		return nil, nil
 	}
-	obj, err := store.Get(ctx, monitorStateKey(project))
+	obj, err := store.Get(ctx, platform.MonitorStateKey(project))
 	if errors.Is(err, state.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", monitorStateKey(project), err)
+		return nil, fmt.Errorf("read %s: %w", platform.MonitorStateKey(project), err)
 	}
 	var st detect.State
 	if err := json.Unmarshal(obj.Data, &st); err != nil {
-		return nil, fmt.Errorf("read %s: %w", monitorStateKey(project), err)
+		return nil, fmt.Errorf("read %s: %w", platform.MonitorStateKey(project), err)
 	}
 	return &st, nil
 }

@@ -131,7 +131,7 @@ func replayConsoleDay(t *testing.T) consoleWorld {
 	ms, _ := json.Marshal(detect.State{Watermark: clk.Now(), Jobs: map[string]*detect.JobState{"proj-c/us-east1/hourly-sync": {
 		Workload: "hourly-sync", Incident: &detect.Incident{Key: "k", Kind: notify.KindFailed, Since: failedSlot.Add(time.Minute),
 			LastAlert: failedSlot.Add(2 * time.Minute), Execution: failed, Slot: failedSlot}}}})
-	if _, err := store.Put(ctx, monitorStateKey("proj-c"), ms, 0); err != nil {
+	if _, err := store.Put(ctx, platform.MonitorStateKey("proj-c"), ms, 0); err != nil {
 		t.Fatal(err)
 	}
 	alerts := filepath.Join(dir, "alerts.jsonl")

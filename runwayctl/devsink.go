@@ -76,10 +76,7 @@ func (s *alertSink) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	channel := r.URL.Path[len("/alerts/"):]
-	line, _ := json.Marshal(struct {
-		Channel string       `json:"channel"`
-		Alert   notify.Alert `json:"alert"`
-	}{channel, a})
+	line, _ := json.Marshal(alertLogLine{Channel: channel, Alert: a})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, err := s.f.Write(append(line, '\n')); err != nil {

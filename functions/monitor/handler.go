@@ -20,6 +20,7 @@ import (
 	"runwayjobs.dev/shared/gcp/allclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/notify"
+	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
 
@@ -146,9 +147,6 @@ func (h *Handler) detectConfig() detect.Config {
 		FlapWindow: h.cfg.FlapWindow, FlapChanges: h.cfg.FlapChanges}
 }
 
-// stateKey is the store key of a project's monitor state.
-func stateKey(project string) string { return "monitor/" + project }
-
 // Stats counts what one tick did.
 type Stats struct {
 	Projects, Jobs, Alerts, Delivered int
@@ -239,7 +237,7 @@ func (h *Handler) save(ctx context.Context, key string, s *detect.State, gen int
 
 func (h *Handler) tickProject(ctx context.Context, p project, lease string) (Stats, error) {
 	var stats Stats
-	key := stateKey(p.id)
+	key := platform.MonitorStateKey(p.id)
 	var cur *detect.State
 	var curGen int64
 	for attempt := 0; ; attempt++ {

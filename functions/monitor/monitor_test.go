@@ -164,7 +164,7 @@ func TestOutboxLease(t *testing.T) {
 	now := dec(3, 12, 0, 30)
 	r.w.setNow(now)
 	ctx := context.Background()
-	key := stateKey("runway-proj")
+	key := platform.MonitorStateKey("runway-proj")
 	// The state of a tick that claimed an alert and died.
 	st := &detect.State{Watermark: now.Add(-3 * time.Minute).Truncate(time.Minute), Outbox: []detect.Pending{{
 		Alert:    notify.Alert{ID: "a1", Kind: notify.KindFailed, Action: notify.ActionOpen, Workload: "hourly", Time: now.Add(-time.Minute)},

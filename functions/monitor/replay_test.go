@@ -540,7 +540,7 @@ func TestReplayMonth(t *testing.T) {
 	if r.channels["pd"].fails == 0 {
 		t.Error("the pd channel never refused: the retry path was not exercised")
 	}
-	st, _, err := h.load(context.Background(), stateKey("runway-proj"))
+	st, _, err := h.load(context.Background(), platform.MonitorStateKey("runway-proj"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,8 +61,8 @@ func TestPrune(t *testing.T) {
 	kept = append(kept, platform.DeployRecordKey("ondemand", "p-2"))
 	put(platform.RunRecordKey("ondemand", "no-time"), map[string]string{"outcome": "started"})
 	kept = append(kept, platform.RunRecordKey("ondemand", "no-time"))
-	put(stateKey("runway-proj"), map[string]string{}) // not a record: never looked at
-	kept = append(kept, stateKey("runway-proj"))
+	put(platform.MonitorStateKey("runway-proj"), map[string]string{}) // not a record: never looked at
+	kept = append(kept, platform.MonitorStateKey("runway-proj"))
 
 	cfg := Config{RecordRetention: retention, PruneBatch: 3, PruneReads: 1}
 	clock := func() time.Time { return now }

@@ -174,7 +174,7 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 		Channels: []string{"slack", "hook", "pd", "mail", "topic"}, Lease: "dead", LeaseUntil: now.Add(-time.Second),
 	}}}
 	b, _ := json.Marshal(st)
-	if _, err := store.Put(ctx, stateKey("runway-proj"), b, 0); err != nil {
+	if _, err := store.Put(ctx, platform.MonitorStateKey("runway-proj"), b, 0); err != nil {
 		t.Fatal(err)
 	}
 	var tickErrs []string
@@ -227,7 +227,7 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 	if err != nil || records == 0 {
 		t.Fatalf("state records: %d, %v", records, err)
 	}
-	o, err := store.Get(ctx, stateKey("runway-proj"))
+	o, err := store.Get(ctx, platform.MonitorStateKey("runway-proj"))
 	if err != nil {
 		t.Fatal(err)
 	}

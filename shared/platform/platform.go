@@ -262,6 +262,10 @@ type ScheduledRun struct {
 
 // Records the functions leave in the durable store.
 
+// MonitorStateKey is the store key of the monitor's state of a GCP project (its incidents and
+// undelivered alerts), which the monitor writes and runwayctl console reads.
+func MonitorStateKey(project string) string { return "monitor/" + project }
+
 // DeployRecordKey is the store key of the outcome of a deploy request.
 func DeployRecordKey(workload, requestID string) string {
 	return "deploys/" + workload + "/" + keySafe(requestID)
