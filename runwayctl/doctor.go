@@ -18,16 +18,16 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/run/apiv2/runpb"
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
-	"cloud.google.com/go/storage"
 	"github.com/spf13/cobra"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
+	storagev1 "google.golang.org/api/storage/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/gcp/allclients"
-	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
@@ -179,12 +179,11 @@ func (d *doctor) run(ctx context.Context) {
 		return
 	}
 	d.cl = cl
-	st, err := storageclient.New(ctx, d.e.gcpConfig(w.GCPProject))
+	st, err := gcp.NewStorageAPI(ctx, d.e.gcpConfig(w.GCPProject))
 	if err != nil {
 		d.add("credentials", checkFail, err.Error(), "set up Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS)")
 		return
 	}
-	defer st.Close()
 
 	runUp := d.checkRunAPI(ctx)
 	schedUp := d.checkSchedulerAPI(ctx)
@@ -317,7 +316,7 @@ func (d *doctor) checkTopic(ctx context.Context, check, topic, usedBy string) {
 // means the read was allowed) and the list of its run records. Bucket-level
 // TestIamPermissions would not do: the platform grants the reads with a condition on the
 // records' names, which a test on the bucket does not meet.
-func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
+func (d *doctor) checkState(ctx context.Context, st *storagev1.Service) {
 	const check = "state"
 	url := d.e.getenv(state.EnvVar)
 	var store state.Store
@@ -330,7 +329,7 @@ func (d *doctor) checkState(ctx context.Context, st *storage.Client) {
 	case strings.HasPrefix(url, "gs://"):
 		bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
 		// TestPermissions needs no permission: a 404 says the bucket does not exist.
-		_, err := st.Bucket(bucket).IAM().TestPermissions(ctx, []string{"storage.objects.get"})
+		_, err := st.Buckets.TestIamPermissions(bucket, []string{"storage.objects.get"}).Context(ctx).Do()
 		var ge *googleapi.Error
 		switch {
 		case errors.As(err, &ge) && ge.Code == http.StatusNotFound:
