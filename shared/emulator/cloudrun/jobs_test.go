@@ -476,13 +476,14 @@ func TestOperationsService(t *testing.T) {
 	if waited := time.Since(began); got.Done || waited < 900*time.Millisecond || waited > 3*time.Second {
 		t.Errorf("GetOperation of a slow operation: done %v after %v; want not done after about 1s", got.Done, waited)
 	}
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	// Shorter than the long poll (1 s); the server answers 250 ms before it (within).
+	short, cancel := context.WithTimeout(ctx, 600*time.Millisecond)
 	// A REST client's deadline reaches the server only as Google's X-Server-Timeout header.
-	short = callctx.SetHeaders(short, "x-server-timeout", "0.3")
+	short = callctx.SetHeaders(short, "x-server-timeout", "0.6")
 	got, err = slow.jobs.GetOperation(short, &longrunningpb.GetOperationRequest{Name: sop.Name()})
 	cancel()
 	if err != nil || got.Done {
-		t.Errorf("GetOperation with a 300ms deadline = %v, done %v; want the unfinished operation before the deadline", err, got.GetDone())
+		t.Errorf("GetOperation with a 600ms deadline = %v, done %v; want the unfinished operation before the deadline", err, got.GetDone())
 	}
 	began = time.Now()
 	got, err = slow.jobs.WaitOperation(ctx, &longrunningpb.WaitOperationRequest{Name: sop.Name(), Timeout: durationpb.New(100 * time.Millisecond)})

@@ -158,7 +158,7 @@ func within(ctx context.Context, max time.Duration) time.Duration {
 		return max
 	}
 	left := time.Until(dl)
-	left -= min(left/2, 100*time.Millisecond)
+	left -= min(left/2, 250*time.Millisecond) // room for a loaded machine and the REST hop
 	if left <= 0 {
 		left = time.Nanosecond // answer at once
 	}
