@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -11,12 +12,12 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	storagev1 "google.golang.org/api/storage/v1"
 
 	"runwayjobs.dev/shared/emulator"
 	emuclock "runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/gcp"
-	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -122,16 +123,11 @@ func TestCommandsReadTheInjectedEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	client, err := storageclient.New(ctx, gcp.Config{EmulatorHost: env[gcp.EmulatorHostEnv]})
+	client, err := gcp.NewStorageAPI(ctx, gcp.Config{EmulatorHost: env[gcp.EmulatorHostEnv]})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
-	w := client.Bucket("runway-config").Object("inventory.yml").NewWriter(ctx)
-	if _, err := w.Write(inv); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	if _, err := client.Objects.Insert("runway-config", &storagev1.Object{Name: "inventory.yml"}).Media(bytes.NewReader(inv)).Context(ctx).Do(); err != nil {
 		t.Fatal(err)
 	}
 	env[platform.EnvInventory] = "gs://runway-config/inventory.yml"

@@ -17,6 +17,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/run/apiv2/runpb"
 	"google.golang.org/api/googleapi"
+	storagev1 "google.golang.org/api/storage/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,7 +27,6 @@ import (
 	"runwayjobs.dev/shared/emulator/iam"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/gcp/allclients"
-	"runwayjobs.dev/shared/gcp/storageclient"
 	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
@@ -67,12 +67,11 @@ func newDoctorWorld(t *testing.T) *doctorWorld {
 			t.Fatal(err)
 		}
 	}
-	st, err := storageclient.New(ctx, emulatortest.Config(emu, runProject))
+	st, err := gcp.NewStorageAPI(ctx, emulatortest.Config(emu, runProject))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	if err := st.Bucket("runway-state").Create(ctx, runProject, nil); err != nil {
+	if _, err := st.Buckets.Insert(runProject, &storagev1.Bucket{Name: "runway-state"}).Context(ctx).Do(); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

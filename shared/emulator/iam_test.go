@@ -11,13 +11,13 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/run/apiv2/runpb"
-	"cloud.google.com/go/storage"
+	storagev1 "google.golang.org/api/storage/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
-	"runwayjobs.dev/shared/gcp/storageclient"
+	"runwayjobs.dev/shared/gcp"
 )
 
 // TestIAMDenyRules grants everything on a fresh emulator, then denies permissions through the
@@ -32,18 +32,15 @@ func TestIAMDenyRules(t *testing.T) {
 	if _, err := cl.PubSub.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := storageclient.New(ctx, emulatortest.Config(e, project))
+	st, err := gcp.NewStorageAPI(ctx, emulatortest.Config(e, project))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	bucket := st.Bucket("iam-bucket")
-	if err := bucket.Create(ctx, project, nil); err != nil {
+	const bucket = "iam-bucket"
+	if _, err := st.Buckets.Insert(project, &storagev1.Bucket{Name: bucket}).Context(ctx).Do(); err != nil {
 		t.Fatal(err)
 	}
-	w := bucket.Object("k").NewWriter(ctx)
-	w.Write([]byte("v"))
-	if err := w.Close(); err != nil {
+	if _, err := st.Objects.Insert(bucket, &storagev1.Object{Name: "k"}).Media(strings.NewReader("v")).Context(ctx).Do(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -66,11 +63,11 @@ func TestIAMDenyRules(t *testing.T) {
 	}
 	testBucket := func() []string {
 		t.Helper()
-		got, err := bucket.IAM().TestPermissions(ctx, []string{"storage.objects.get", "storage.objects.list"})
+		r, err := st.Buckets.TestIamPermissions(bucket, []string{"storage.objects.get", "storage.objects.list"}).Context(ctx).Do()
 		if err != nil {
 			t.Fatalf("storage TestPermissions: %v", err)
 		}
-		return got
+		return r.Permissions
 	}
 	if got := testJob(); !slices.Equal(got, runPerms) {
 		t.Errorf("fresh emulator: job permissions %q, want all", got)
@@ -123,11 +120,11 @@ func TestIAMDenyRules(t *testing.T) {
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "pubsub.topics.publish") {
 		t.Errorf("Publish = %v, want PermissionDenied naming pubsub.topics.publish", err)
 	}
-	_, err = bucket.Object("k").NewReader(ctx)
+	_, err = st.Objects.Get(bucket, "k").Context(ctx).Download()
 	if err == nil || !strings.Contains(err.Error(), "storage.objects.get") || !strings.Contains(err.Error(), "403") {
 		t.Errorf("object read = %v, want 403 naming storage.objects.get", err)
 	}
-	if _, err := bucket.Objects(ctx, &storage.Query{}).Next(); err != nil && !strings.Contains(err.Error(), "no more items") {
+	if _, err := st.Objects.List(bucket).Context(ctx).Do(); err != nil {
 		t.Errorf("object list with storage.objects.list granted: %v", err)
 	}
 

@@ -1,8 +1,8 @@
 // Package gcp builds the official Google Cloud clients that every Runway Jobs function and
 // runwayctl use: Cloud Run Admin v2 (jobs, executions, tasks) and Cloud Scheduler v1, each only
 // when asked for, and the Cloud Storage JSON API client (storage.go). Cloud Monitoring v3 and
-// Pub/Sub are in the package allclients, which the deploy and trigger functions do not import,
-// and the cloud.google.com/go/storage client is in storageclient, which no function imports.
+// Pub/Sub are in the package allclients, which the deploy and trigger functions do not import.
+// Nothing links cloud.google.com/go/storage (it brings gRPC's xDS and OpenTelemetry's SDK).
 // In production the clients use Application Default Credentials; when
 // RUNWAY_EMULATOR_HOST=host:port is set they talk to `runwayctl emulator` instead, without
 // authentication (plain-text gRPC, plain HTTP for Cloud Storage). There is no other way to

@@ -20,11 +20,10 @@ import (
 	storagev1 "google.golang.org/api/storage/v1"
 )
 
-// StorageOptions returns the Cloud Storage client options for the configured world, for the
-// JSON API client NewStorageAPI builds and for the Cloud Storage client of allclients.NewStorage
-// (which adds its own). Both talk to the JSON API in both worlds (the emulator serves no XML
-// API), so production and the emulator run the same requests; with the emulator they call
-// http://host:port/storage/v1/… (uploads: /upload/storage/v1/…) without authentication.
+// StorageOptions returns the options of the Cloud Storage JSON API client (NewStorageAPI) for
+// the configured world: production and the emulator run the same requests; with the emulator
+// they call http://host:port/storage/v1/… (uploads: /upload/storage/v1/…) without
+// authentication.
 func (c Config) StorageOptions() []option.ClientOption {
 	if c.EmulatorHost == "" {
 		return nil // Application Default Credentials, default endpoint

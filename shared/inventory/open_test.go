@@ -8,10 +8,13 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/api/googleapi"
+	storagev1 "google.golang.org/api/storage/v1"
+
 	"runwayjobs.dev/shared/document"
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/emulatortest"
-	"runwayjobs.dev/shared/gcp/storageclient"
+	"runwayjobs.dev/shared/gcp"
 )
 
 // TestOpen reads inventories from a local file and from the emulator's Cloud Storage, written
@@ -20,19 +23,14 @@ func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	e := emulatortest.Start(t, emulator.Options{})
 	cfg := emulatortest.Config(e, "runway-test")
-	client, err := storageclient.New(ctx, cfg)
+	client, err := gcp.NewStorageAPI(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
 	put := func(object, content string) {
 		t.Helper()
-		w := client.Bucket("runway-config").Object(object).NewWriter(ctx)
-		w.ChunkSize = 0
-		if _, err := w.Write([]byte(content)); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
+		if _, err := client.Objects.Insert("runway-config", &storagev1.Object{Name: object}).
+			Media(strings.NewReader(content), googleapi.ChunkSize(0)).Context(ctx).Do(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,7 +1,7 @@
 // Package storage is the emulator's Cloud Storage: a subset of the JSON API (v1) served over
-// plain HTTP on the emulator's one address, enough for the official client
-// (cloud.google.com/go/storage) to run the Runway Jobs durable store (shared/state's GCS) with
-// real generation preconditions. The emulator registers it on its mux; the functions and
+// plain HTTP on the emulator's one address, enough for the official JSON API client
+// (google.golang.org/api/storage/v1, through gcp.NewStorageAPI) to run the Runway Jobs durable
+// store (shared/state's GCS) with real generation preconditions. The emulator registers it on its mux; the functions and
 // runwayctl reach it through gcp.Config.StorageOptions with RUNWAY_EMULATOR_HOST set.
 //
 // Served (paths as the client calls them with a custom endpoint of http://host:port/storage/v1/):

@@ -3,63 +3,128 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
-	gcs "cloud.google.com/go/storage"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/iterator"
+	storagev1 "google.golang.org/api/storage/v1"
 	"google.golang.org/grpc/codes"
 
 	"runwayjobs.dev/shared/emulator"
 	"runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"
 	"runwayjobs.dev/shared/emulator/fault"
-	"runwayjobs.dev/shared/gcp/storageclient"
+	"runwayjobs.dev/shared/gcp"
 )
 
+// The official client of these tests is the generated Cloud Storage JSON API client
+// (google.golang.org/api/storage/v1), the one the functions, runwayctl and the state store
+// use. cloud.google.com/go/storage speaks the same JSON API to the emulator (which serves no
+// XML API); it is not in the test graph, as it links gRPC's xDS and OpenTelemetry's SDK
+// (177 packages, ~55 CPU-seconds of every make test: docs/benchmarks.md, "make test").
+
 // start returns an emulator and an official client bound to it.
-func start(t *testing.T) (*emulator.Emulator, *gcs.Client) {
+func start(t *testing.T) (*emulator.Emulator, *storagev1.Service) {
 	t.Helper()
 	e := emulatortest.Start(t, emulator.Options{})
-	c, err := storageclient.New(context.Background(), emulatortest.Config(e, "p"))
+	return e, client(t, e)
+}
+
+// client returns the official client bound to e.
+func client(t *testing.T, e *emulator.Emulator) *storagev1.Service {
+	t.Helper()
+	c, err := gcp.NewStorageAPI(context.Background(), emulatortest.Config(e, "p"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return e, c
+	return c
 }
 
-// put writes data at o under cond in one request and returns the new attributes.
-func put(ctx context.Context, o *gcs.ObjectHandle, data []byte, cond *gcs.Conditions) (*gcs.ObjectAttrs, error) {
-	if cond != nil {
-		o = o.If(*cond)
-	}
-	w := o.NewWriter(ctx)
-	w.ChunkSize = 0
-	if _, err := w.Write(data); err != nil {
-		w.Close()
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return w.Attrs(), nil
+// cond is the precondition of a write, read or delete; nil fields are not sent.
+type cond struct {
+	generationMatch, generationNotMatch, metagenerationMatch *int64
 }
 
-func read(ctx context.Context, o *gcs.ObjectHandle) ([]byte, int64, error) {
-	r, err := o.NewReader(ctx)
+func i64(v int64) *int64 { return &v }
+
+// doesNotExist is the precondition of a create: generation 0 matches no live object.
+var doesNotExist = &cond{generationMatch: i64(0)}
+
+// object names one object.
+type object struct{ bucket, name string }
+
+// put writes data at o under c in one (multipart) request and returns the new object.
+func put(ctx context.Context, s *storagev1.Service, o object, data []byte, c *cond) (*storagev1.Object, error) {
+	return insert(ctx, s, &storagev1.Object{Bucket: o.bucket, Name: o.name}, data, c, googleapi.ChunkSize(0))
+}
+
+// insert uploads obj's metadata and data with the media options (a chunk size makes it a
+// resumable upload when data is larger).
+func insert(ctx context.Context, s *storagev1.Service, obj *storagev1.Object, data []byte, c *cond, opts ...googleapi.MediaOption) (*storagev1.Object, error) {
+	call := s.Objects.Insert(obj.Bucket, obj).Media(bytes.NewReader(data), opts...).Context(ctx)
+	if c != nil {
+		if c.generationMatch != nil {
+			call = call.IfGenerationMatch(*c.generationMatch)
+		}
+		if c.generationNotMatch != nil {
+			call = call.IfGenerationNotMatch(*c.generationNotMatch)
+		}
+		if c.metagenerationMatch != nil {
+			call = call.IfMetagenerationMatch(*c.metagenerationMatch)
+		}
+	}
+	return call.Do()
+}
+
+// get returns o's metadata under c, at generation gen when it is not 0.
+func get(ctx context.Context, s *storagev1.Service, o object, c *cond, gen int64) *storagev1.ObjectsGetCall {
+	call := s.Objects.Get(o.bucket, o.name).Context(ctx)
+	if gen != 0 {
+		call = call.Generation(gen)
+	}
+	if c != nil {
+		if c.generationMatch != nil {
+			call = call.IfGenerationMatch(*c.generationMatch)
+		}
+		if c.generationNotMatch != nil {
+			call = call.IfGenerationNotMatch(*c.generationNotMatch)
+		}
+		if c.metagenerationMatch != nil {
+			call = call.IfMetagenerationMatch(*c.metagenerationMatch)
+		}
+	}
+	return call
+}
+
+// read downloads o under c (at generation gen when not 0): its bytes and the generation the
+// response names.
+func read(ctx context.Context, s *storagev1.Service, o object, c *cond, gen int64) ([]byte, int64, error) {
+	resp, err := get(ctx, s, o, c, gen).Download()
 	if err != nil {
 		return nil, 0, err
 	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	return b, r.Attrs.Generation, err
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	var g int64
+	fmt.Sscan(resp.Header.Get("X-Goog-Generation"), &g)
+	return b, g, err
+}
+
+// del deletes o under c.
+func del(ctx context.Context, s *storagev1.Service, o object, c *cond) error {
+	call := s.Objects.Delete(o.bucket, o.name).Context(ctx)
+	if c != nil && c.generationMatch != nil {
+		call = call.IfGenerationMatch(*c.generationMatch)
+	}
+	return call.Do()
 }
 
 // apiError returns the googleapi error in err's chain, failing the test if there is none.
@@ -72,52 +137,72 @@ func apiError(t *testing.T, err error) *googleapi.Error {
 	return ge
 }
 
+// code is err's HTTP status, 0 for no error, -1 for an error that carries none.
+func code(err error) int {
+	var ge *googleapi.Error
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ge):
+		return ge.Code
+	}
+	return -1
+}
+
+// crc32c is the base64 big-endian CRC32C of data, as the JSON API writes it.
+func crc32c(data []byte) string {
+	return base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))))
+}
+
 func TestBuckets(t *testing.T) {
 	ctx := context.Background()
-	_, c := start(t)
-	b := c.Bucket("runway-state")
-	if _, err := b.Attrs(ctx); !errors.Is(err, gcs.ErrBucketNotExist) {
-		t.Fatalf("Attrs of a missing bucket = %v, want ErrBucketNotExist", err)
+	_, s := start(t)
+	if _, err := s.Buckets.Get("runway-state").Context(ctx).Do(); code(err) != http.StatusNotFound {
+		t.Fatalf("Get of a missing bucket = %v, want 404", err)
 	}
-	if err := b.Create(ctx, "p", &gcs.BucketAttrs{Location: "EU"}); err != nil {
+	create := func(name string, b *storagev1.Bucket) error {
+		b.Name = name
+		_, err := s.Buckets.Insert("p", b).Context(ctx).Do()
+		return err
+	}
+	if err := create("runway-state", &storagev1.Bucket{Location: "EU"}); err != nil {
 		t.Fatal(err)
 	}
-	if ge := apiError(t, b.Create(ctx, "p", nil)); ge.Code != http.StatusConflict {
-		t.Fatalf("second Create = %d, want 409", ge.Code)
+	if ge := apiError(t, create("runway-state", &storagev1.Bucket{})); ge.Code != http.StatusConflict {
+		t.Fatalf("second Insert = %d, want 409", ge.Code)
 	}
-	a, err := b.Attrs(ctx)
+	a, err := s.Buckets.Get("runway-state").Context(ctx).Do()
 	if err != nil || a.Name != "runway-state" || a.Location != "EU" || a.StorageClass != "STANDARD" {
-		t.Fatalf("Attrs = %+v, %v", a, err)
+		t.Fatalf("Get = %+v, %v", a, err)
 	}
-	if ge := apiError(t, c.Bucket("Bad_Name!").Create(ctx, "p", nil)); ge.Code != http.StatusBadRequest {
-		t.Fatalf("Create with a bad name = %d, want 400", ge.Code)
+	if ge := apiError(t, create("Bad_Name!", &storagev1.Bucket{})); ge.Code != http.StatusBadRequest {
+		t.Fatalf("Insert with a bad name = %d, want 400", ge.Code)
 	}
 	// The first write creates a bucket.
-	if _, err := put(ctx, c.Bucket("auto").Object("x"), []byte("v"), nil); err != nil {
+	if _, err := put(ctx, s, object{"auto", "x"}, []byte("v"), nil); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
-	for it := c.Buckets(ctx, "p"); ; {
-		a, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			break
+	err = s.Buckets.List("p").MaxResults(1).Pages(ctx, func(l *storagev1.Buckets) error {
+		for _, b := range l.Items {
+			names = append(names, b.Name)
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, a.Name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	if want := []string{"auto", "runway-state"}; !slices.Equal(names, want) {
 		t.Fatalf("Buckets = %v, want %v", names, want)
 	}
-	if ge := apiError(t, c.Bucket("auto").Delete(ctx)); ge.Code != http.StatusConflict {
+	if ge := apiError(t, s.Buckets.Delete("auto").Context(ctx).Do()); ge.Code != http.StatusConflict {
 		t.Fatalf("Delete of a non-empty bucket = %d, want 409", ge.Code)
 	}
-	if err := b.Delete(ctx); err != nil {
+	if err := s.Buckets.Delete("runway-state").Context(ctx).Do(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Attrs(ctx); !errors.Is(err, gcs.ErrBucketNotExist) {
-		t.Fatalf("Attrs after Delete = %v, want ErrBucketNotExist", err)
+	if _, err := s.Buckets.Get("runway-state").Context(ctx).Do(); code(err) != http.StatusNotFound {
+		t.Fatalf("Get after Delete = %v, want 404", err)
 	}
 }
 
@@ -125,9 +210,9 @@ func TestBuckets(t *testing.T) {
 // the JSON error reason Google answers.
 func TestPreconditions(t *testing.T) {
 	ctx := context.Background()
-	_, c := start(t)
-	o := c.Bucket("bkt").Object("runs/w/slot-1")
-	first, err := put(ctx, o, []byte("one"), &gcs.Conditions{DoesNotExist: true})
+	_, s := start(t)
+	o := object{"bkt", "runs/w/slot-1"}
+	first, err := put(ctx, s, o, []byte("one"), doesNotExist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,47 +223,47 @@ func TestPreconditions(t *testing.T) {
 		wantCode int // 0: success
 	}{
 		{name: "create existing", wantCode: 412, call: func() error {
-			_, err := put(ctx, o, []byte("x"), &gcs.Conditions{DoesNotExist: true})
+			_, err := put(ctx, s, o, []byte("x"), doesNotExist)
 			return err
 		}},
 		{name: "update stale", wantCode: 412, call: func() error {
-			_, err := put(ctx, o, []byte("x"), &gcs.Conditions{GenerationMatch: gen - 1})
+			_, err := put(ctx, s, o, []byte("x"), &cond{generationMatch: i64(gen - 1)})
 			return err
 		}},
 		{name: "update missing", wantCode: 412, call: func() error {
-			_, err := put(ctx, c.Bucket("bkt").Object("missing"), []byte("x"), &gcs.Conditions{GenerationMatch: gen})
+			_, err := put(ctx, s, object{"bkt", "missing"}, []byte("x"), &cond{generationMatch: i64(gen)})
 			return err
 		}},
 		{name: "replace unless generation", wantCode: 412, call: func() error {
-			_, err := put(ctx, o, []byte("x"), &gcs.Conditions{GenerationNotMatch: gen})
+			_, err := put(ctx, s, o, []byte("x"), &cond{generationNotMatch: i64(gen)})
 			return err
 		}},
 		{name: "attrs at the wrong generation", wantCode: 412, call: func() error {
-			_, err := o.If(gcs.Conditions{GenerationMatch: gen + 1}).Attrs(ctx)
+			_, err := get(ctx, s, o, &cond{generationMatch: i64(gen + 1)}, 0).Do()
 			return err
 		}},
 		{name: "attrs not modified", wantCode: 304, call: func() error {
-			_, err := o.If(gcs.Conditions{GenerationNotMatch: gen}).Attrs(ctx)
+			_, err := get(ctx, s, o, &cond{generationNotMatch: i64(gen)}, 0).Do()
 			return err
 		}},
 		{name: "read not modified", wantCode: 304, call: func() error {
-			_, _, err := read(ctx, o.If(gcs.Conditions{GenerationNotMatch: gen}))
+			_, _, err := read(ctx, s, o, &cond{generationNotMatch: i64(gen)}, 0)
 			return err
 		}},
 		{name: "read at the generation", call: func() error {
-			_, _, err := read(ctx, o.If(gcs.Conditions{GenerationMatch: gen}))
+			_, _, err := read(ctx, s, o, &cond{generationMatch: i64(gen)}, 0)
 			return err
 		}},
 		{name: "read an old generation", wantCode: 404, call: func() error {
-			_, _, err := read(ctx, o.Generation(gen-1))
+			_, _, err := read(ctx, s, o, nil, gen-1)
 			return err
 		}},
 		{name: "metageneration", wantCode: 412, call: func() error {
-			_, err := o.If(gcs.Conditions{MetagenerationMatch: 2}).Attrs(ctx)
+			_, err := get(ctx, s, o, &cond{metagenerationMatch: i64(2)}, 0).Do()
 			return err
 		}},
 		{name: "delete stale", wantCode: 412, call: func() error {
-			return o.If(gcs.Conditions{GenerationMatch: gen - 1}).Delete(ctx)
+			return del(ctx, s, o, &cond{generationMatch: i64(gen - 1)})
 		}},
 	}
 	for _, tt := range tests {
@@ -193,12 +278,6 @@ func TestPreconditions(t *testing.T) {
 			if err == nil {
 				t.Fatalf("succeeded, want %d", tt.wantCode)
 			}
-			if tt.wantCode == 404 {
-				if !errors.Is(err, gcs.ErrObjectNotExist) {
-					t.Fatalf("err = %v, want ErrObjectNotExist", err)
-				}
-				return
-			}
 			ge := apiError(t, err)
 			if ge.Code != tt.wantCode {
 				t.Fatalf("code = %d (%v), want %d", ge.Code, err, tt.wantCode)
@@ -208,16 +287,16 @@ func TestPreconditions(t *testing.T) {
 			}
 		})
 	}
-	if b, g, err := read(ctx, o); err != nil || string(b) != "one" || g != gen {
+	if b, g, err := read(ctx, s, o, nil, 0); err != nil || string(b) != "one" || g != gen {
 		t.Fatalf("after refused writes: %q gen %d, %v; want one gen %d", b, g, err, gen)
 	}
-	if err := o.If(gcs.Conditions{GenerationMatch: gen}).Delete(ctx); err != nil {
+	if err := del(ctx, s, o, &cond{generationMatch: i64(gen)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := o.Delete(ctx); !errors.Is(err, gcs.ErrObjectNotExist) {
-		t.Fatalf("second Delete = %v, want ErrObjectNotExist", err)
+	if err := del(ctx, s, o, nil); code(err) != http.StatusNotFound {
+		t.Fatalf("second Delete = %v, want 404", err)
 	}
-	again, err := put(ctx, o, []byte("two"), &gcs.Conditions{DoesNotExist: true})
+	again, err := put(ctx, s, o, []byte("two"), doesNotExist)
 	if err != nil || again.Generation <= gen {
 		t.Fatalf("recreate = %v, %v: generation must exceed %d", again, err, gen)
 	}
@@ -226,87 +305,83 @@ func TestPreconditions(t *testing.T) {
 // TestObjects round-trips names the client escapes and checks the attributes and ranges.
 func TestObjects(t *testing.T) {
 	ctx := context.Background()
-	_, c := start(t)
-	b := c.Bucket("bkt")
+	_, s := start(t)
 	names := []string{"plain", "runs/w/slot 1", "a+b=c&d?e#f%g", "ünï/çødé", "trailing/", "a//b"}
 	var last int64
 	for _, name := range names {
+		o := object{"bkt", name}
 		data := []byte("data of " + name)
-		a, err := put(ctx, b.Object(name), data, nil)
+		a, err := put(ctx, s, o, data, nil)
 		if err != nil {
 			t.Fatalf("put %q: %v", name, err)
 		}
-		if a.Name != name || a.Size != int64(len(data)) || a.Generation <= last || a.Metageneration != 1 {
-			t.Fatalf("put %q attrs = name %q size %d gen %d meta %d", name, a.Name, a.Size, a.Generation, a.Metageneration)
+		if a.Name != name || a.Size != uint64(len(data)) || a.Generation <= last || a.Metageneration != 1 || a.Crc32c != crc32c(data) {
+			t.Fatalf("put %q attrs = name %q size %d gen %d meta %d crc32c %s", name, a.Name, a.Size, a.Generation, a.Metageneration, a.Crc32c)
 		}
 		last = a.Generation
-		got, gen, err := read(ctx, b.Object(name))
+		got, gen, err := read(ctx, s, o, nil, 0)
 		if err != nil || !bytes.Equal(got, data) || gen != a.Generation {
 			t.Fatalf("read %q = %q gen %d, %v", name, got, gen, err)
 		}
-		attrs, err := b.Object(name).Attrs(ctx)
-		if err != nil || attrs.Generation != a.Generation || attrs.CRC32C != a.CRC32C || !bytes.Equal(attrs.MD5, a.MD5) {
-			t.Fatalf("Attrs %q = %+v, %v", name, attrs, err)
+		attrs, err := get(ctx, s, o, nil, 0).Do()
+		if err != nil || attrs.Generation != a.Generation || attrs.Crc32c != a.Crc32c || attrs.Md5Hash != a.Md5Hash || a.Md5Hash == "" {
+			t.Fatalf("Get %q = %+v, %v", name, attrs, err)
 		}
 	}
-	w := b.Object("typed").NewWriter(ctx)
-	w.ChunkSize = 0
-	w.ContentType = "application/json"
-	w.Metadata = map[string]string{"owner": "trigger"}
-	fmt.Fprint(w, `{"a":1}`)
-	if err := w.Close(); err != nil {
+	typed := &storagev1.Object{Bucket: "bkt", Name: "typed", Metadata: map[string]string{"owner": "trigger"}}
+	if _, err := insert(ctx, s, typed, []byte(`{"a":1}`), nil, googleapi.ContentType("application/json")); err != nil {
 		t.Fatal(err)
 	}
-	a, err := b.Object("typed").Attrs(ctx)
+	a, err := get(ctx, s, object{"bkt", "typed"}, nil, 0).Do()
 	if err != nil || a.ContentType != "application/json" || a.Metadata["owner"] != "trigger" {
-		t.Fatalf("Attrs = %+v, %v", a, err)
+		t.Fatalf("Get = %+v, %v", a, err)
 	}
-	r, err := b.Object("plain").NewRangeReader(ctx, 3, 4)
+	call := get(ctx, s, object{"bkt", "plain"}, nil, 0)
+	call.Header().Set("Range", "bytes=3-6")
+	resp, err := call.Download()
 	if err != nil {
 		t.Fatal(err)
 	}
-	part, _ := io.ReadAll(r)
-	r.Close()
-	if string(part) != "a of" || r.Attrs.Size != int64(len("data of plain")) || r.Attrs.StartOffset != 3 {
-		t.Fatalf("range = %q, attrs %+v", part, r.Attrs)
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(part) != "a of" || resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 3-6/%d", len("data of plain")) {
+		t.Fatalf("range = %q, %d, Content-Range %q", part, resp.StatusCode, resp.Header.Get("Content-Range"))
 	}
-	if _, _, err := read(ctx, b.Object("nope")); !errors.Is(err, gcs.ErrObjectNotExist) {
-		t.Fatalf("read missing = %v, want ErrObjectNotExist", err)
+	if _, _, err := read(ctx, s, object{"bkt", "nope"}, nil, 0); code(err) != http.StatusNotFound {
+		t.Fatalf("read missing = %v, want 404", err)
 	}
-	if _, _, err := read(ctx, c.Bucket("no-bucket").Object("x")); !errors.Is(err, gcs.ErrObjectNotExist) {
-		t.Fatalf("read in a missing bucket = %v, want ErrObjectNotExist", err)
+	if _, _, err := read(ctx, s, object{"no-bucket", "x"}, nil, 0); code(err) != http.StatusNotFound {
+		t.Fatalf("read in a missing bucket = %v, want 404", err)
 	}
 }
 
 // TestUploads checks the checksums the client sends and the uploads the emulator refuses.
 func TestUploads(t *testing.T) {
 	ctx := context.Background()
-	_, c := start(t)
-	o := c.Bucket("bkt").Object("x")
-
-	w := o.NewWriter(ctx)
-	w.ChunkSize = 0
-	w.SendCRC32C, w.CRC32C = true, 12345 // wrong
-	w.Write([]byte("payload"))
-	if ge := apiError(t, w.Close()); ge.Code != http.StatusBadRequest {
+	_, s := start(t)
+	data := []byte("payload")
+	wrong := &storagev1.Object{Bucket: "bkt", Name: "x", Crc32c: base64.StdEncoding.EncodeToString([]byte{0, 0, 0x30, 0x39})}
+	if ge := apiError(t, func() error { _, err := insert(ctx, s, wrong, data, nil, googleapi.ChunkSize(0)); return err }()); ge.Code != http.StatusBadRequest {
 		t.Fatalf("wrong crc32c = %d, want 400", ge.Code)
 	}
-
-	// The default ChunkSize makes a small write one multipart request, checksum included.
-	w = o.NewWriter(ctx)
-	w.Write([]byte("payload"))
-	if err := w.Close(); err != nil {
-		t.Fatalf("default writer, small object: %v", err)
+	if _, err := get(ctx, s, object{"bkt", "x"}, nil, 0).Do(); code(err) != http.StatusNotFound {
+		t.Fatalf("refused upload left an object: %v", err)
 	}
 
-	// A write larger than ChunkSize is a resumable upload, which the emulator refuses.
-	w = c.Bucket("bkt").Object("big").NewWriter(ctx)
-	w.ChunkSize = 256 << 10
-	w.Write(bytes.Repeat([]byte("x"), 300<<10))
-	if ge := apiError(t, w.Close()); ge.Code != http.StatusNotImplemented {
+	// The right checksum is accepted; with the default chunk size a small object is one
+	// multipart request.
+	right := &storagev1.Object{Bucket: "bkt", Name: "x", Crc32c: crc32c(data)}
+	if _, err := insert(ctx, s, right, data, nil); err != nil {
+		t.Fatalf("right crc32c, default chunk size: %v", err)
+	}
+
+	// An object larger than the chunk size is a resumable upload, which the emulator refuses.
+	big := &storagev1.Object{Bucket: "bkt", Name: "big"}
+	_, err := insert(ctx, s, big, bytes.Repeat([]byte("x"), 300<<10), nil, googleapi.ChunkSize(256<<10))
+	if ge := apiError(t, err); ge.Code != http.StatusNotImplemented {
 		t.Fatalf("resumable upload = %d, want 501", ge.Code)
 	}
-	if _, err := c.Bucket("bkt").Object("big").Attrs(ctx); !errors.Is(err, gcs.ErrObjectNotExist) {
+	if _, err := get(ctx, s, object{"bkt", "big"}, nil, 0).Do(); code(err) != http.StatusNotFound {
 		t.Fatalf("refused upload left an object: %v", err)
 	}
 }
@@ -314,85 +389,79 @@ func TestUploads(t *testing.T) {
 // TestList pages through objects with prefixes and delimiters.
 func TestList(t *testing.T) {
 	ctx := context.Background()
-	_, c := start(t)
-	b := c.Bucket("bkt")
+	_, s := start(t)
 	var all []string
 	for i := range 25 {
 		all = append(all, fmt.Sprintf("runs/w/%02d", i))
 	}
 	all = append(all, "runs/v/1", "runs/x", "deploys/a", "runs/w/") // "runs/w/" ends in the delimiter
 	for _, n := range all {
-		if _, err := put(ctx, b.Object(n), []byte("v"), nil); err != nil {
+		if _, err := put(ctx, s, object{"bkt", n}, []byte("v"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	list := func(q *gcs.Query, pageSize int) (names, prefixes []string, pages int) {
+	type query struct{ prefix, delimiter, startOffset, endOffset string }
+	list := func(q query, pageSize int64) (names, prefixes []string, pages int) {
 		t.Helper()
-		p := iterator.NewPager(b.Objects(ctx, q), pageSize, "")
-		for {
-			var page []*gcs.ObjectAttrs
-			next, err := p.NextPage(&page)
+		for token := ""; ; {
+			l, err := s.Objects.List("bkt").Prefix(q.prefix).Delimiter(q.delimiter).StartOffset(q.startOffset).
+				EndOffset(q.endOffset).MaxResults(pageSize).PageToken(token).Context(ctx).Do()
 			if err != nil {
 				t.Fatal(err)
 			}
 			pages++
-			for _, a := range page {
-				if a.Prefix != "" {
-					prefixes = append(prefixes, a.Prefix)
-				} else {
-					names = append(names, a.Name)
-				}
+			for _, o := range l.Items {
+				names = append(names, o.Name)
 			}
-			if next == "" {
+			prefixes = append(prefixes, l.Prefixes...)
+			if token = l.NextPageToken; token == "" {
 				return names, prefixes, pages
 			}
 		}
 	}
 	tests := []struct {
 		name         string
-		query        gcs.Query
-		pageSize     int
+		query        query
+		pageSize     int64
 		wantNames    []string
 		wantPrefixes []string
 		wantPages    int
 	}{
-		{name: "prefix, pages of 10", query: gcs.Query{Prefix: "runs/w/"}, pageSize: 10,
+		{name: "prefix, pages of 10", query: query{prefix: "runs/w/"}, pageSize: 10,
 			wantNames: append([]string{"runs/w/"}, all[:25]...), wantPages: 3},
-		{name: "delimiter", query: gcs.Query{Prefix: "runs/", Delimiter: "/"}, pageSize: 1000,
+		{name: "delimiter", query: query{prefix: "runs/", delimiter: "/"}, pageSize: 1000,
 			wantNames: []string{"runs/x"}, wantPrefixes: []string{"runs/v/", "runs/w/"}, wantPages: 1},
-		{name: "delimiter, pages of 1", query: gcs.Query{Delimiter: "/"}, pageSize: 1,
+		{name: "delimiter, pages of 1", query: query{delimiter: "/"}, pageSize: 1,
 			wantPrefixes: []string{"deploys/", "runs/"}, wantPages: 2},
-		{name: "offsets", query: gcs.Query{StartOffset: "runs/w/10", EndOffset: "runs/w/13"}, pageSize: 2,
+		{name: "offsets", query: query{startOffset: "runs/w/10", endOffset: "runs/w/13"}, pageSize: 2,
 			wantNames: []string{"runs/w/10", "runs/w/11", "runs/w/12"}, wantPages: 2},
-		{name: "nothing", query: gcs.Query{Prefix: "monitor/"}, pageSize: 10, wantPages: 1},
+		{name: "nothing", query: query{prefix: "monitor/"}, pageSize: 10, wantPages: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			q := tt.query
-			names, prefixes, pages := list(&q, tt.pageSize)
+			names, prefixes, pages := list(tt.query, tt.pageSize)
 			if !slices.Equal(names, tt.wantNames) || !slices.Equal(prefixes, tt.wantPrefixes) || pages != tt.wantPages {
 				t.Fatalf("names %v\nprefixes %v, %d pages\nwant %v\n%v, %d pages", names, prefixes, pages, tt.wantNames, tt.wantPrefixes, tt.wantPages)
 			}
 		})
 	}
-	bad := &gcs.Query{MatchGlob: "**"}
-	if _, err := b.Objects(ctx, bad).Next(); err == nil {
-		t.Fatal("matchGlob listed, want 400")
+	if _, err := s.Objects.List("bkt").MatchGlob("**").Context(ctx).Do(); code(err) != http.StatusBadRequest {
+		t.Fatalf("matchGlob listed: %v, want 400", err)
 	}
 }
 
 // TestFaults makes the routes fail through the emulator's fault injector.
 func TestFaults(t *testing.T) {
 	ctx := context.Background()
-	e, c := start(t)
-	o := c.Bucket("bkt").Object("x")
+	e, s := start(t)
+	o := object{"bkt", "x"}
 	if err := e.Faults().Add(fault.Rule{Method: "/http/storage.googleapis.com/objects.insert", Code: codes.ResourceExhausted, Times: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if ge := apiError(t, func() error { _, err := put(ctx, o, []byte("v"), nil); return err }()); ge.Code != http.StatusTooManyRequests {
+	if ge := apiError(t, func() error { _, err := put(ctx, s, o, []byte("v"), nil); return err }()); ge.Code != http.StatusTooManyRequests {
 		t.Fatalf("injected ResourceExhausted = %d, want 429", ge.Code)
 	}
-	if _, err := put(ctx, o, []byte("v"), nil); err != nil {
+	if _, err := put(ctx, s, o, []byte("v"), nil); err != nil {
 		t.Fatalf("after the fault: %v", err)
 	}
 }
@@ -402,19 +471,15 @@ func TestGenerationsManualClock(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	e := emulatortest.Start(t, emulator.Options{Clock: clock.NewManual(now)})
-	c, err := storageclient.New(ctx, emulatortest.Config(e, "p"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	s := client(t, e)
 	var gens []int64
 	for _, name := range []string{"a", "b", "a"} {
-		a, err := put(ctx, c.Bucket("bkt").Object(name), []byte("v"), nil)
+		a, err := put(ctx, s, object{"bkt", name}, []byte("v"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !a.Created.Equal(now) {
-			t.Errorf("Created = %v, want the emulator's clock %v", a.Created, now)
+		if created, err := time.Parse(time.RFC3339Nano, a.TimeCreated); err != nil || !created.Equal(now) {
+			t.Errorf("TimeCreated = %q, want the emulator's clock %v", a.TimeCreated, now)
 		}
 		gens = append(gens, a.Generation)
 	}
