@@ -64,6 +64,9 @@ type Config struct {
 	// PruneBatch bounds the keys one tick looks at for expiry (default 500); PruneReads the
 	// records among them it reads for their time (default 50).
 	PruneBatch, PruneReads int
+	// PruneInterval is the least time from the start of one pruning pass to the start of the
+	// next (default 24h): between passes a tick does not list the store.
+	PruneInterval time.Duration
 }
 
 // ConfigFromEnv reads the Config through lookup (os.LookupEnv in production; tests pass a
@@ -150,6 +153,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PruneReads <= 0 {
 		c.PruneReads = defaultPruneReads
+	}
+	if c.PruneInterval <= 0 {
+		c.PruneInterval = defaultPruneInterval
 	}
 	if c.Lookup == nil {
 		c.Lookup = func(string) (string, bool) { return "", false }

@@ -3,6 +3,7 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -105,4 +106,91 @@ func TestPrune(t *testing.T) {
 	if deleted != len(expired) {
 		t.Errorf("ticks report %d deletions, want %d (each record deleted once)", deleted, len(expired))
 	}
+}
+
+// TestPruneRests runs two instances pruning a directory store every minute for six hours while
+// records arrive (a slot claim a minute, a manual run every seven), with a retention of two
+// hours and a pass every half hour: nothing younger than the retention is ever deleted, nothing
+// outlives retention + interval + a pass, and a tick between passes reads the cursor and
+// nothing else.
+func TestPruneRests(t *testing.T) {
+	ctx := context.Background()
+	dir, err := state.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	now := start
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	cfg := Config{RecordRetention: 2 * time.Hour, PruneInterval: 30 * time.Minute, PruneBatch: 40, PruneReads: 5}
+	const passSlack = 10 * time.Minute // a pass here takes a few ticks: 150 records / 40 a page
+	var stores [2]*countingStore
+	var hs [2]*Handler
+	for i := range hs {
+		stores[i] = &countingStore{Store: dir}
+		hs[i] = newHandler(cfg, nil, stores[i], nil, notify.NewDispatcher(nil), nil, clock, zerolog.Nop())
+	}
+	written := map[string]time.Time{}
+	put := func(key string, v any, at time.Time) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		if _, err := dir.Put(ctx, key, b, 0); err != nil {
+			t.Fatal(err)
+		}
+		written[key] = at
+	}
+	resting, pruning := 0, 0
+	for m := range 6 * 60 {
+		at := start.Add(time.Duration(m) * time.Minute)
+		mu.Lock()
+		now = at
+		mu.Unlock()
+		put(platform.SlotRecordKey("minutely", at), platform.RunRecord{RequestID: "s", Outcome: platform.RunStarted, Time: at}, at)
+		if m%7 == 0 {
+			put(platform.RunRecordKey("ondemand", fmt.Sprintf("run-%04d", m)), platform.RunRecord{RequestID: "r", Outcome: platform.RunStarted, Time: at}, at)
+		}
+		var wg sync.WaitGroup
+		for i, h := range hs {
+			wg.Go(func() {
+				before := stores[i].gets.Load() + stores[i].lists.Load() + stores[i].puts.Load() + stores[i].deletes.Load()
+				lists := stores[i].lists.Load()
+				if _, err := h.prune(ctx); err != nil {
+					t.Error(err)
+				}
+				calls := stores[i].gets.Load() + stores[i].lists.Load() + stores[i].puts.Load() + stores[i].deletes.Load() - before
+				mu.Lock()
+				defer mu.Unlock()
+				if stores[i].lists.Load() == lists {
+					resting++
+					if calls != 1 {
+						t.Errorf("at %s a tick between passes made %d store calls, want 1 (the cursor)", at, calls)
+					}
+				} else {
+					pruning++
+				}
+			})
+		}
+		wg.Wait()
+		left, err := dir.List(ctx, "runs/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		present := map[string]bool{}
+		for _, k := range left {
+			present[k] = true
+			if age := at.Sub(written[k]); age > cfg.RecordRetention+cfg.PruneInterval+passSlack {
+				t.Errorf("at %s record %s is %s old, want pruned by %s", at, k, age, cfg.RecordRetention+cfg.PruneInterval+passSlack)
+			}
+		}
+		for k, w := range written {
+			if !present[k] && !w.Before(at.Add(-cfg.RecordRetention)) {
+				t.Errorf("at %s record %s of %s was deleted, younger than the retention", at, k, w)
+			}
+		}
+	}
+	if resting <= 3*pruning {
+		t.Errorf("%d ticks rested and %d pruned; want most at rest", resting, pruning)
+	}
+	t.Logf("%d ticks rested, %d pruned", resting, pruning)
 }
