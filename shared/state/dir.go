@@ -21,7 +21,9 @@ import (
 //
 // Limits against Cloud Storage: generations are nanosecond timestamps made strictly
 // increasing per key, not Cloud Storage's; the directory must be on a local filesystem
-// (flock over NFS is not reliable).
+// (flock over NFS is not reliable); ListPage reads the whole directory its page falls in (a
+// flat directory has no order to start from), so its cost is that of the directory, not of the
+// page as Store asks.
 type Dir struct {
 	root string
 }
@@ -140,7 +142,8 @@ func (d *Dir) List(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // ListPage returns at most limit keys under prefix after startAfter, sorted. It reads the
-// directories that can hold such keys, skipping those whose keys all sort before startAfter.
+// directories that can hold such keys, skipping those whose keys all sort before startAfter;
+// each directory it reads, it reads whole.
 func (d *Dir) ListPage(ctx context.Context, prefix, startAfter string, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("state.ListPage %s: limit %d, want > 0", prefix, limit)
