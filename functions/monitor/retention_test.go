@@ -194,3 +194,27 @@ func TestPruneRests(t *testing.T) {
 	}
 	t.Logf("%d ticks rested, %d pruned", resting, pruning)
 }
+
+// TestCursorResting: a pass under way never rests, a finished one rests for the interval from
+// when it began, and a cursor from a clock ahead does not hold pruning off.
+func TestCursorResting(t *testing.T) {
+	now := time.Date(2027, 2, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name string
+		cur  retentionCursor
+		want bool
+	}{
+		{name: "no pass yet", cur: retentionCursor{}, want: false},
+		{name: "pass under way", cur: retentionCursor{Prefix: 1, After: "runs/a/x", Began: now.Add(-time.Hour)}, want: false},
+		{name: "pass under way in its first prefix", cur: retentionCursor{After: "deploys/a/x", Began: now.Add(-time.Hour)}, want: false},
+		{name: "finished an hour after it began", cur: retentionCursor{Began: now.Add(-time.Hour)}, want: true},
+		{name: "finished, interval over", cur: retentionCursor{Began: now.Add(-24 * time.Hour)}, want: false},
+		{name: "began in the future", cur: retentionCursor{Began: now.Add(time.Minute)}, want: false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cur.resting(now, 24*time.Hour); got != tt.want {
+				t.Errorf("resting(%+v) = %v, want %v", tt.cur, got, tt.want)
+			}
+		})
+	}
+}
