@@ -25,7 +25,7 @@ import (
 
 // listPage is the page size of the look at running executions: the running ones are the
 // newest, and a page past the bound is rarely needed.
-const listPage = 50
+const listPage = 20
 
 // maxWindowsRecord bounds the bytes of a stored RunWindows before it is decoded (MaxRunWindows
 // windows take about 6 KiB).
