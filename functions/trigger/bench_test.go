@@ -95,3 +95,103 @@ func BenchmarkClaim(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkForbidHistory measures a Forbid request (from the delivery to the recorded
+// outcome: GetJob, the claim, the policy lock, the run windows, ListExecutions, RunJob) on a job
+// with 30 and with 3,000 past executions (started outside Runway, from the template), one
+// every 10 minutes of the emulator's manual clock, in process. pages/op is the ListExecutions calls the emulator served per request: the look
+// stops at the job's bound (platform.RunningSince), so neither figure grows with the history.
+func BenchmarkForbidHistory(b *testing.B) {
+	const step = 10 * time.Minute
+	sizes := []int{30, 3000}
+	envs := map[int]*env{}
+	clocks := map[int]interface{ Advance(time.Duration) time.Time }{}
+	jobs := map[int]*runpb.Job{}
+	for _, n := range sizes { // set up once, on the parent benchmark
+		e, clk, job := newHistoryEnv(b, "Forbid", listPage)
+		for range n { // template runs (sleep 0), each over before the next step
+			clk.Advance(step)
+			if _, err := e.cl.Jobs.RunJob(context.Background(), &runpb.RunJobRequest{Name: job.Name}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, x := range e.executions(b, job.Name) {
+			e.waitCompleted(b, x.Name)
+		}
+		envs[n], clocks[n], jobs[n] = e, clk, job
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("past=%d", n), func(b *testing.B) {
+			e, clk := envs[n], clocks[n]
+			ctx := context.Background()
+			pages := e.listCalls(b)
+			round := fmt.Sprint(time.Now().UnixNano()) // the framework may call this more than once
+			b.ResetTimer()
+			for i := range b.N {
+				clk.Advance(step)
+				id := fmt.Sprint("bench-", round, "-", i)
+				if err := e.h.Handle(ctx, runEvent(b, "nightly", platform.RunRequest{RequestID: id, Workload: "nightly"})); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				rec, _ := e.record(b, platform.RunRecordKey("nightly", id))
+				if rec.Outcome != platform.RunStarted {
+					b.Fatalf("request %d: %+v", i, rec)
+				}
+				e.waitCompleted(b, rec.Execution)
+				b.StartTimer()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(pages())/float64(b.N), "pages/op")
+		})
+	}
+	// Both sizes in turn, request after request, so that both see the same load on the machine:
+	// the medians and their ratio (the goal: at most 1.2).
+	b.Run("interleaved", func(b *testing.B) {
+		ctx := context.Background()
+		took := map[int][]time.Duration{}
+		round := fmt.Sprint(time.Now().UnixNano())
+		for i := range b.N {
+			for _, n := range sizes {
+				e := envs[n]
+				clocks[n].Advance(step)
+				id := fmt.Sprint("mix-", round, "-", i)
+				start := time.Now()
+				if err := e.h.Handle(ctx, runEvent(b, "nightly", platform.RunRequest{RequestID: id, Workload: "nightly"})); err != nil {
+					b.Fatal(err)
+				}
+				took[n] = append(took[n], time.Since(start))
+				b.StopTimer()
+				rec, _ := e.record(b, platform.RunRecordKey("nightly", id))
+				if rec.Outcome != platform.RunStarted {
+					b.Fatalf("request %d: %+v", i, rec)
+				}
+				e.waitCompleted(b, rec.Execution)
+				b.StartTimer()
+			}
+		}
+		b.StopTimer()
+		median := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+		m30, m3000 := median(took[sizes[0]]), median(took[sizes[1]])
+		b.ReportMetric(float64(m30)/float64(time.Millisecond), fmt.Sprintf("ms-median/past=%d", sizes[0]))
+		b.ReportMetric(float64(m3000)/float64(time.Millisecond), fmt.Sprintf("ms-median/past=%d", sizes[1]))
+		b.ReportMetric(float64(m3000)/float64(m30), "ratio")
+	})
+	// The look alone (the run windows and ListExecutions), the part that grew with history.
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("look/past=%d", n), func(b *testing.B) {
+			e := envs[n]
+			ctx := context.Background()
+			pages := e.listCalls(b)
+			b.ResetTimer()
+			for range b.N {
+				active, _, err := e.h.active(ctx, jobs[n], "nightly")
+				if err != nil || len(active) != 0 {
+					b.Fatalf("active = %v, %v; want none", active, err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(pages())/float64(b.N), "pages/op")
+		})
+	}
+}

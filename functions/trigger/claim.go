@@ -20,7 +20,8 @@ package trigger
 //     records that execution as started and stops. Otherwise it takes the claim over with a
 //     Put conditioned on the generation it read, so of two takers only one wins, and goes on
 //     as the holder.
-//  4. The holder decides (suspended, missed, Forbid, Replace) and calls RunJob, then records
+//  4. The holder decides (suspended, missed, Forbid, Replace), records the run's window
+//     (history.go) and calls RunJob, then records
 //     the outcome with a Put conditioned on its generation. If that Put fails, somebody took
 //     the claim over, which step 5 makes impossible unless this worker stalled for a whole
 //     lease; the taker then found this worker's execution in step 3.

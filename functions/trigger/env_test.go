@@ -97,7 +97,14 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	emu := emulatortest.Start(t, emulator.Options{OpDelay: time.Millisecond})
+	return newEnvWith(t, emulator.Options{OpDelay: time.Millisecond})
+}
+
+// newEnvWith is newEnv on an emulator with opts. With opts.Clock set, the Handler tells
+// Google Cloud's time by it (as on the local platform); leases stay on the test clock.
+func newEnvWith(t testing.TB, opts emulator.Options) *env {
+	t.Helper()
+	emu := emulatortest.Start(t, opts)
 	cl, err := allclients.Dial(context.Background(), emulatortest.Config(emu, testProject), gcp.All)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +124,11 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	c := &testClock{}
-	h := newHandler(cl.Clients, store, inv, c.Now, zerolog.New(io.Discard)).WithTiming(testTiming)
+	now := c.Now
+	if opts.Clock != nil {
+		now = opts.Clock.Now
+	}
+	h := newHandler(cl.Clients, store, inv, now, zerolog.New(io.Discard)).WithTiming(testTiming)
 	h.leaseNow = c.Now
 	return &env{emu: emu, cl: cl, store: store, inv: inv, invPath: invPath, clock: c, h: h}
 }

@@ -11,7 +11,6 @@ import (
 
 	run "cloud.google.com/go/run/apiv2"
 	"cloud.google.com/go/run/apiv2/runpb"
-	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -42,14 +41,15 @@ func (h *Handler) execute(ctx context.Context, r request, job *runpb.Job, s plat
 	}
 	var replaced []string
 	uncertain := false // a RunJob call failed with its outcome unknown
+	var l *policyLock
 	if r.policy != manifest.Allow {
-		l, err := h.lock(ctx, r)
-		if err != nil {
+		var err error
+		if l, err = h.lock(ctx, r); err != nil {
 			h.release(ctx, c, err)
 			return err
 		}
 		defer func() { h.unlock(ctx, l, uncertain) }()
-		active, err := h.active(ctx, job.Name)
+		active, _, err := h.active(ctx, job, r.workload.Name)
 		if err != nil {
 			h.release(ctx, c, err)
 			return err
@@ -64,6 +64,14 @@ func (h *Handler) execute(ctx context.Context, r request, job *runpb.Job, s plat
 			}
 			replaced = active
 		}
+	}
+	ov := overridesOf(r, job)
+	// Whatever the policy: a later Forbid or Replace request must find this execution.
+	if err := h.recordWindow(ctx, r.workload.Name, shapeOf(job, ov)); err != nil {
+		h.release(ctx, c, err)
+		return err
+	}
+	if l != nil {
 		if err := h.renewLock(ctx, l); err != nil {
 			h.release(ctx, c, err)
 			return err
@@ -72,7 +80,7 @@ func (h *Handler) execute(ctx context.Context, r request, job *runpb.Job, s plat
 	if err := h.renew(ctx, c); err != nil {
 		return err // lost the claim: whoever holds it now decides
 	}
-	exec, err := h.runJob(ctx, job, overridesOf(r, job))
+	exec, err := h.runJob(ctx, job, ov)
 	switch {
 	case err == nil:
 	case notCreated(err) && refusedByCloudRun(err):
@@ -132,25 +140,6 @@ func refusedByCloudRun(err error) bool {
 		return true
 	}
 	return false
-}
-
-// active returns the names of the job's executions that have not completed.
-func (h *Handler) active(ctx context.Context, job string) ([]string, error) {
-	var names []string
-	// Every execution must be looked at (an old one may still run): large pages, few calls.
-	it := h.execs.ListExecutions(ctx, &runpb.ListExecutionsRequest{Parent: job, PageSize: 1000})
-	for {
-		e, err := it.Next()
-		if errors.Is(err, iterator.Done) {
-			return names, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("run.ListExecutions %s: %w", job, err)
-		}
-		if e.GetCompletionTime() == nil {
-			names = append(names, e.GetName())
-		}
-	}
 }
 
 // replace cancels the executions and waits, up to Timing.Replace, until they have ended.

@@ -165,6 +165,7 @@ type Service struct {
 	seq    int64 // creation order, to sort resources created at the same clock time
 	jobs   map[string]*jobState
 	execs  map[string]*execState
+	byJob  map[string][]*execState // each job's executions by job name, newest first (ListExecutions' order)
 	ops    map[string]*opState
 }
 
@@ -190,6 +191,7 @@ func New(opts Options) *Service {
 		cancel: cancel,
 		jobs:   map[string]*jobState{},
 		execs:  map[string]*execState{},
+		byJob:  map[string][]*execState{},
 		ops:    map[string]*opState{},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -230,6 +231,7 @@ func (s *Service) runJob(req *runpb.RunJobRequest) (*longrunningpb.Operation, er
 	e.seq = s.nextSeq()
 	e.ctx, e.cancel = context.WithCancel(s.ctx)
 	s.execs[e.name()] = e
+	s.index(e)
 	js.running++
 	js.job.ExecutionCount++
 	js.job.LatestCreatedExecution = &runpb.ExecutionReference{
@@ -364,9 +366,41 @@ func cloneContainers(cs []*runpb.Container) []*runpb.Container {
 	return out
 }
 
+// index adds a stored execution to its job's list, in ListExecutions' order. s.mu held.
+func (s *Service) index(e *execState) {
+	k := e.job.name()
+	list := s.byJob[k]
+	i := sort.Search(len(list), func(i int) bool { return olderThan(list[i], e) })
+	s.byJob[k] = slices.Insert(list, i, e)
+}
+
+// unindex removes an execution from its job's list. s.mu held.
+func (s *Service) unindex(e *execState) {
+	k := e.job.name()
+	list := s.byJob[k]
+	i := sort.Search(len(list), func(i int) bool { return !olderThan(e, list[i]) })
+	if i == len(list) || list[i] != e {
+		i = slices.Index(list, e) // not where its order says: look everywhere
+	}
+	if i < 0 {
+		return
+	}
+	if list = slices.Delete(list, i, i+1); len(list) == 0 {
+		delete(s.byJob, k)
+		return
+	}
+	s.byJob[k] = list
+}
+
+// olderThan reports whether a comes after b in ListExecutions' order (newest first).
+func olderThan(a, b *execState) bool {
+	return newer(b.exec.CreateTime.AsTime(), b.seq, a.exec.CreateTime.AsTime(), a.seq)
+}
+
 // removeExecution forgets a finished execution and its logs. s.mu held.
 func (s *Service) removeExecution(name string, e *execState) {
 	delete(s.execs, name)
+	s.unindex(e)
 	if e.logDir != "" {
 		_ = os.RemoveAll(e.logDir)
 	}
@@ -407,7 +441,8 @@ func (es *executionsServer) GetExecution(_ context.Context, req *runpb.GetExecut
 	return e.snapshot(), nil
 }
 
-// ListExecutions lists the executions of a job ("-" for every job), newest first.
+// ListExecutions lists the executions of a job ("-" for every job), newest first. A job's page
+// is read from its index; "-" merges the indexes of the jobs it matches.
 func (es *executionsServer) ListExecutions(_ context.Context, req *runpb.ListExecutionsRequest) (*runpb.ListExecutionsResponse, error) {
 	k, err := parseJobName(req.GetParent())
 	if err != nil {
@@ -415,20 +450,20 @@ func (es *executionsServer) ListExecutions(_ context.Context, req *runpb.ListExe
 	}
 	es.s.mu.Lock()
 	defer es.s.mu.Unlock()
+	var all []*execState
 	if k.job != "-" && k.location != "-" {
 		if _, ok := es.s.jobs[k.name()]; !ok {
 			return nil, notFoundJob(k)
 		}
-	}
-	var all []*execState
-	for _, e := range es.s.execs {
-		if e.job.project == k.project && matches(k.location, e.job.location) && matches(k.job, e.job.job) {
-			all = append(all, e)
+		all = es.s.byJob[k.name()]
+	} else {
+		for _, list := range es.s.byJob {
+			if j := list[0].job; j.project == k.project && matches(k.location, j.location) && matches(k.job, j.job) {
+				all = append(all, list...)
+			}
 		}
+		sort.Slice(all, func(a, b int) bool { return olderThan(all[b], all[a]) })
 	}
-	sort.Slice(all, func(a, b int) bool {
-		return newer(all[a].exec.CreateTime.AsTime(), all[a].seq, all[b].exec.CreateTime.AsTime(), all[b].seq)
-	})
 	items, next, err := page(all, req.GetPageSize(), req.GetPageToken())
 	if err != nil {
 		return nil, err
