@@ -97,6 +97,7 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzSlotOfKey$$' -fuzztime=$(FUZZTIME) ./platform/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzValidatorMatchesOracle$$' -fuzztime=$(FUZZTIME) ./document/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzRunWindowsAdd$$' -fuzztime=$(FUZZTIME) ./platform/
 
 ## docs: regenerate docs/manifest.md and docs/runway-job.schema.json from the schema.
 docs:
