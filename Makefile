@@ -7,8 +7,10 @@ FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s
 PACKAGES  := $(foreach m,$(MODULES),./$(m)/...)
-# The functions' tests run once, from their vendored copies (make functions), not here too.
-TESTPACKAGES := $(foreach m,$(filter-out functions/%,$(MODULES)),./$(m)/...)
+# The functions' tests run once, from their vendored copies (make functions), not here too;
+# release's run after the image is built (make releasetest).
+# e2e first: its tests take longest (they wait on the platform it starts), so it starts first.
+TESTPACKAGES := ./e2e/... $(foreach m,$(filter-out functions/% release e2e,$(MODULES)),./$(m)/...)
 
 # One compilation per package and configuration. -trimpath drops each package's directory
 # from its build-cache key, so the functions' vendored copies (scripts/check-function) reuse
@@ -16,7 +18,7 @@ TESTPACKAGES := $(foreach m,$(filter-out functions/%,$(MODULES)),./$(m)/...)
 # (docs/benchmarks.md, "make test".)
 export GOFLAGS := -trimpath -buildvcs=false
 
-.PHONY: dev build test fmt vet gotest functions bench fuzz docs runwayctl image
+.PHONY: dev build test fmt vet gotest releasetest functions bench fuzz docs runwayctl image image-host
 
 ## dev: the whole platform on the embedded emulator (runwayctl dev): validate the examples, build
 ## runwayctl and the three functions into bin/, start everything and deploy the examples.
@@ -35,16 +37,23 @@ runwayctl:
 
 ## image: the runwayctl image (linux/amd64 and linux/arm64, no Docker daemon, no base image) as
 ## an OCI image layout tarball; version, commit and time from git (docs/operations.md).
-image:
+IMAGE := cd release && $(GO) run ./cmd/image -repo ..
+image: $(if $(ORDERED),image-host)
 	@mkdir -p bin
-	cd release && $(GO) run ./cmd/image -repo .. -o ../bin/runwayctl.oci.tar
+	$(IMAGE) -o ../bin/runwayctl.oci.tar
 
-## test: gofmt, then go vet beside the image, then go test -race over every module
-## (release/image checks bin/runwayctl.oci.tar) beside each function tested on its own.
-## Each pair runs concurrently: one fills the cores while the other links or waits.
+## test: every check CI runs: gofmt, then one graph of steps run three at a time (make -j3):
+##   vet          go vet -race of every package (compiles the race build go test then reuses)
+##   image-host   the image for this machine's platform only: compiles the static runwayctl the
+##                e2e and infra tests build, before they need it
+##   image        the whole image (after image-host: arm64 compiles while the tests wait)
+##   gotest       go test -race of every module but the functions and release (after vet, image-host)
+##   functions    each function vendored and tested alone (after vet, image-host)
+##   releasetest  the image's tests, on bin/runwayctl.oci.tar (after image)
+## ORDERED=1 gives the steps these prerequisites (alone, each runs without them).
+## docs/benchmarks.md ("make test") has the timings behind this order.
 test: fmt
-	@$(MAKE) --no-print-directory -j2 vet image
-	@$(MAKE) --no-print-directory -j2 gotest functions
+	@$(MAKE) --no-print-directory -j3 ORDERED=1 vet image-host image gotest functions releasetest
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -54,14 +63,27 @@ fmt:
 vet:
 	$(GO) vet -race $(PACKAGES)
 
-# -ldflags=-w: no DWARF in the test binaries, which links each of them in a third of the time
-# (stack traces keep their files and lines).
-gotest:
-	RUNWAY_IMAGE_TAR=$(CURDIR)/bin/runwayctl.oci.tar $(GO) test -race -count=1 -ldflags=-w $(TESTPACKAGES)
+HOSTPLATFORM := $(if $(filter arm64,$(shell $(GO) env GOARCH)),linux/arm64/v8,linux/amd64)
+image-host:
+	@mkdir -p bin
+	$(IMAGE) -platform $(HOSTPLATFORM) -o ../bin/runwayctl-host.oci.tar
+
+# -vet=off: make test has run the whole of go vet (a superset of go test's checks) on every
+# package. -p 4: several test binaries mostly wait on the processes they start (the e2e
+# platform, gitlab-ci-local, Chromium, the emulator's jobs); with -p 2 two of them would hold
+# both of go's build slots while the cores idle. -ldflags=-w: no DWARF in the test binaries,
+# which links each of them in a third of the time (stack traces keep their files and lines).
+GOTEST := $(GO) test -race -count=1 -vet=off -p 4 -ldflags=-w
+gotest: $(if $(ORDERED),vet image-host)
+	$(GOTEST) $(TESTPACKAGES)
+
+# The release module's tests check bin/runwayctl.oci.tar (TestImage).
+releasetest: image
+	RUNWAY_IMAGE_TAR=$(CURDIR)/bin/runwayctl.oci.tar $(GOTEST) ./release/...
 
 ## functions: each function folder vendored and copied alone, then tested (GOWORK=off, -race)
 ## and built there; the three concurrently, each one's output printed whole when it ends.
-functions:
+functions: $(if $(ORDERED),vet image-host)
 	@mkdir -p bin; pids=(); for f in $(FUNCTIONS); do scripts/check-function functions/$$f > bin/check-$$f.log 2>&1 & pids+=($$!); done; \
 	rc=0; i=0; for f in $(FUNCTIONS); do wait $${pids[$$i]} || { rc=1; echo "FAIL functions/$$f"; }; cat bin/check-$$f.log; i=$$((i+1)); done; exit $$rc
 
