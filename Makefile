@@ -7,14 +7,13 @@ FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s
 PACKAGES  := $(foreach m,$(MODULES),./$(m)/...)
-# The functions' tests run once, from their vendored copies (make functions), not here too;
-# release's run after the image is built (make releasetest).
-# e2e first: its tests take longest (they wait on the platform it starts), so it starts first.
-TESTPACKAGES := ./e2e/... $(foreach m,$(filter-out functions/% release e2e,$(MODULES)),./$(m)/...)
+# release's tests run after the image is built (make releasetest). e2e first: its tests take
+# longest (they wait on the platform they start), so it starts first.
+TESTPACKAGES := ./e2e/... $(foreach m,$(filter-out release e2e,$(MODULES)),./$(m)/...)
 
 # One compilation per package and configuration. -trimpath drops each package's directory
 # from its build-cache key, so the functions' vendored copies (scripts/check-function) reuse
-# what the workspace compiled; vet runs with -race so that it reuses the race build of go test.
+# what the workspace compiled, and make vet runs with -race so that it reuses go test's build.
 # (docs/benchmarks.md, "make test".)
 export GOFLAGS := -trimpath -buildvcs=false
 
@@ -43,23 +42,24 @@ image: $(if $(ORDERED),image-host)
 	$(IMAGE) -o ../bin/runwayctl.oci.tar
 
 ## test: every check CI runs: gofmt, then one graph of steps run three at a time (make -j3):
-##   vet          go vet -race of every package (compiles the race build go test then reuses)
-##   image-host   the image for this machine's platform only: compiles the static runwayctl the
-##                e2e and infra tests build, before they need it
-##   image        the whole image (after image-host: arm64 compiles while the tests wait)
-##   gotest       go test -race of every module but the functions and release (after vet, image-host)
-##   functions    each function vendored and tested alone (after vet, image-host)
+##   gotest       go test -race -vet=all of every module but release, the functions included:
+##                one go command compiles, vets and tests, so tests start as their packages
+##                compile and a package shared by several modules compiles once
+##   image-host   the image for this machine's platform only: compiles the static runwayctl
+##                the e2e and infra tests build, beside gotest's race build
+##   image        the whole image (after image-host): arm64 compiles while tests wait on the
+##                processes they start
+##   functions    each function vendored and built alone, as Cloud Functions builds it
 ##   releasetest  the image's tests, on bin/runwayctl.oci.tar (after image)
 ## ORDERED=1 gives the steps these prerequisites (alone, each runs without them).
 ## docs/benchmarks.md ("make test") has the timings behind this order.
 test: fmt
-	@$(MAKE) --no-print-directory -j3 ORDERED=1 vet image-host image gotest functions releasetest
+	@$(MAKE) --no-print-directory -j3 ORDERED=1 gotest image-host image functions releasetest
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# vet and test run over every module at once, from the workspace: compiling one module
-# overlaps the tests of another, and a package shared by several modules compiles once.
+## vet: go vet of every package (make test runs the same analyzers through go test -vet=all).
 vet:
 	$(GO) vet -race $(PACKAGES)
 
@@ -68,22 +68,24 @@ image-host:
 	@mkdir -p bin
 	$(IMAGE) -platform $(HOSTPLATFORM) -o ../bin/runwayctl-host.oci.tar
 
-# -vet=off: make test has run the whole of go vet (a superset of go test's checks) on every
-# package. -p 4: several test binaries mostly wait on the processes they start (the e2e
-# platform, gitlab-ci-local, Chromium, the emulator's jobs); with -p 2 two of them would hold
-# both of go's build slots while the cores idle. -ldflags=-w: no DWARF in the test binaries,
-# which links each of them in a third of the time (stack traces keep their files and lines).
-GOTEST := $(GO) test -race -count=1 -vet=off -p 4 -ldflags=-w
-gotest: $(if $(ORDERED),vet image-host)
+# -vet=all: go vet's whole set of analyzers on every package tested (go vet's own check,
+# not go test's default subset). -p 4: several test binaries mostly wait on the processes they
+# start (the e2e platform, gitlab-ci-local, Chromium, the emulator's jobs); with -p 2 two of
+# them would hold both of go's build slots while the cores idle. -ldflags=-w: no DWARF in the
+# test binaries, which links each of them in a third of the time (stack traces keep their
+# files and lines).
+GOTEST := $(GO) test -race -count=1 -vet=all -p 4 -ldflags=-w
+gotest:
 	$(GOTEST) $(TESTPACKAGES)
 
 # The release module's tests check bin/runwayctl.oci.tar (TestImage).
 releasetest: image
 	RUNWAY_IMAGE_TAR=$(CURDIR)/bin/runwayctl.oci.tar $(GOTEST) ./release/...
 
-## functions: each function folder vendored and copied alone, then tested (GOWORK=off, -race)
-## and built there; the three concurrently, each one's output printed whole when it ends.
-functions: $(if $(ORDERED),vet image-host)
+## functions: each function folder vendored and copied alone, then built there (GOWORK=off),
+## after checking that the workspace, where gotest ran its tests, selects the same module
+## versions; the three concurrently, each one's output printed whole when it ends.
+functions:
 	@mkdir -p bin; pids=(); for f in $(FUNCTIONS); do scripts/check-function functions/$$f > bin/check-$$f.log 2>&1 & pids+=($$!); done; \
 	rc=0; i=0; for f in $(FUNCTIONS); do wait $${pids[$$i]} || { rc=1; echo "FAIL functions/$$f"; }; cat bin/check-$$f.log; i=$$((i+1)); done; exit $$rc
 
