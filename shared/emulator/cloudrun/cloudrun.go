@@ -96,6 +96,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
@@ -167,6 +168,8 @@ type Service struct {
 	execs  map[string]*execState
 	byJob  map[string][]*execState // each job's executions by job name, newest first (ListExecutions' order)
 	ops    map[string]*opState
+
+	devNull *os.File // every attempt's stdin, opened once (nil: exec opens its own); s.mu
 }
 
 // New returns a Service. It starts nothing until RPCs arrive.
@@ -227,12 +230,27 @@ func (s *Service) Close() error {
 	s.wg.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.devNull != nil {
+		_ = s.devNull.Close()
+		s.devNull = nil
+	}
 	if s.ownLogDir && s.logDir != "" {
 		if err := os.RemoveAll(s.logDir); err != nil {
 			return fmt.Errorf("cloudrun.Close: %w", err)
 		}
 	}
 	return nil
+}
+
+// stdin returns the file every attempt reads as its stdin, /dev/null opened once rather than by
+// each attempt's exec; nil if it cannot be opened. s.mu held.
+func (s *Service) stdin() *os.File {
+	if s.devNull == nil {
+		if f, err := os.Open(os.DevNull); err == nil {
+			s.devNull = f
+		}
+	}
+	return s.devNull
 }
 
 // ensureLogDir returns the log directory, creating the temporary one on first use. s.mu held.
@@ -263,7 +281,14 @@ func newUUID() string {
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	hex.Encode(out[9:13], b[4:6])
+	hex.Encode(out[14:18], b[6:8])
+	hex.Encode(out[19:23], b[8:10])
+	hex.Encode(out[24:36], b[10:16])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	return string(out[:])
 }
 
 // newEtag returns a fresh quoted etag, like Cloud Run's.

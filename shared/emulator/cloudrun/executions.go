@@ -68,6 +68,7 @@ type execState struct {
 	env        []string // without CLOUD_RUN_TASK_INDEX and CLOUD_RUN_TASK_ATTEMPT
 	notes      []string // written at the top of every attempt's log
 	workDir    string
+	stdin      *os.File // nil: exec opens /dev/null
 	timeout    time.Duration
 	maxRetries int
 }
@@ -227,6 +228,7 @@ func (s *Service) runJob(req *runpb.RunJobRequest) (*longrunningpb.Operation, er
 	}
 	// Created with the first attempt's log that has output (see lazyLog), off this lock.
 	e.logDir = filepath.Join(dir, e.exec.Uid)
+	e.stdin = s.stdin()
 	now := e.exec.CreateTime.AsTime()
 	e.seq = s.nextSeq()
 	e.ctx, e.cancel = context.WithCancel(s.ctx)
@@ -242,7 +244,8 @@ func (s *Service) runJob(req *runpb.RunJobRequest) (*longrunningpb.Operation, er
 	js.job.Etag = newEtag()
 	e.runOp = s.newOp(k.parent(), e.exec)
 	e.runOp.execName = e.name()
-	resp := proto.Clone(e.runOp.op).(*longrunningpb.Operation)
+	// Not a deep copy: the operation's Metadata is replaced when it changes, never changed.
+	resp := &longrunningpb.Operation{Name: e.runOp.op.Name, Metadata: e.runOp.op.Metadata}
 	s.wg.Add(1)
 	s.mu.Unlock()
 
@@ -432,11 +435,14 @@ func (s *Service) lookupExecution(name string) (*execState, error) {
 
 // GetExecution returns an execution.
 func (es *executionsServer) GetExecution(_ context.Context, req *runpb.GetExecutionRequest) (*runpb.Execution, error) {
+	if _, _, err := parseExecutionName(req.GetName()); err != nil { // before the lock
+		return nil, err
+	}
 	es.s.mu.Lock()
 	defer es.s.mu.Unlock()
-	e, err := es.s.lookupExecution(req.GetName())
-	if err != nil {
-		return nil, err
+	e, ok := es.s.execs[req.GetName()]
+	if !ok {
+		return nil, notFoundExecution(req.GetName())
 	}
 	return e.snapshot(), nil
 }

@@ -46,13 +46,19 @@ func (s *Service) finishOp(o *opState, resp proto.Message, err error) {
 		return
 	}
 	o.op.Done = true
+	var a *anypb.Any
 	if resp != nil {
-		o.op.Metadata = mustAny(resp)
+		a = mustAny(resp)
+		o.op.Metadata = a
 	}
 	if err != nil {
 		o.op.Result = &longrunningpb.Operation_Error{Error: status.Convert(err).Proto()}
 	} else {
-		o.op.Result = &longrunningpb.Operation_Response{Response: mustAny(resp)}
+		if a == nil {
+			a = mustAny(resp)
+		}
+		// The same bytes as the metadata, marshalled once; an Any is replaced, never changed.
+		o.op.Result = &longrunningpb.Operation_Response{Response: &anypb.Any{TypeUrl: a.TypeUrl, Value: a.Value}}
 	}
 	close(o.done)
 }

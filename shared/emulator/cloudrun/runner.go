@@ -346,6 +346,9 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 	cmd.Args[0] = e.argv[0] // the program sees the name it was given, not its resolved path
 	cmd.Env = append(slices.Clip(e.env), "CLOUD_RUN_TASK_INDEX="+strconv.Itoa(i), "CLOUD_RUN_TASK_ATTEMPT="+strconv.Itoa(attempt))
 	cmd.Dir = e.workDir
+	if e.stdin != nil {
+		cmd.Stdin = e.stdin
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// The child writes straight into a pipe we own, so that Wait returns when the main process
 	// exits even if a child it left behind still holds the pipe.
@@ -366,7 +369,7 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 	pgid := cmd.Process.Pid
 	copied := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(w, pr)
+		copyOutput(w, pr)
 		close(copied)
 	}()
 	// This goroutine waits for the main process, so that an attempt that ends by itself costs no
@@ -427,6 +430,18 @@ func (s *Service) runAttempt(e *execState, i, attempt int, logPath string) attem
 		fmt.Fprintf(f, "\n[emulator] attempt %d cancelled: %s\n", attempt, how)
 	}
 	return res
+}
+
+// copyBufs holds the buffers attempts copy their output through: io.Copy's fresh 32 KiB buffer
+// per attempt was a third of what a RunJob of a silent job allocated.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyOutput copies an attempt's output from r to w until r ends.
+func copyOutput(w io.Writer, r *os.File) {
+	b := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(b)
+	// Through a plain io.Reader: *os.File's WriteTo would allocate a buffer of its own.
+	_, _ = io.CopyBuffer(w, struct{ io.Reader }{r}, *b)
 }
 
 // terminate stops an attempt as Cloud Run does: SIGTERM to its process group, then SIGKILL if
