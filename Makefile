@@ -7,9 +7,11 @@ FUNCTIONS := deploy trigger monitor
 GO        ?= go
 FUZZTIME  ?= 30s
 PACKAGES  := $(foreach m,$(MODULES),./$(m)/...)
-# release's tests run after the image is built (make releasetest). e2e first: its tests take
-# longest (they wait on the platform they start), so it starts first.
-TESTPACKAGES := ./e2e/... $(foreach m,$(filter-out release e2e,$(MODULES)),./$(m)/...)
+# release's tests run after the image is built (make releasetest); e2e's and infra's build a
+# static runwayctl and the functions, so in make test they start once image-host has compiled
+# those (gotest-static), the others at once (gotest-core).
+STATICTESTS := ./e2e/... ./infra/...
+CORETESTS   := $(foreach m,$(filter-out release e2e infra,$(MODULES)),./$(m)/...)
 
 # One compilation per package and configuration. -trimpath drops each package's directory
 # from its build-cache key, so the functions' vendored copies (scripts/check-function) reuse
@@ -17,7 +19,7 @@ TESTPACKAGES := ./e2e/... $(foreach m,$(filter-out release e2e,$(MODULES)),./$(m
 # (docs/benchmarks.md, "make test".)
 export GOFLAGS := -trimpath -buildvcs=false
 
-.PHONY: dev build test fmt vet gotest releasetest functions bench fuzz docs runwayctl image image-host
+.PHONY: dev build test fmt vet gotest gotest-core gotest-static releasetest functions bench fuzz docs runwayctl image image-host
 
 ## dev: the whole platform on the embedded emulator (runwayctl dev): validate the examples, build
 ## runwayctl and the three functions into bin/, start everything and deploy the examples.
@@ -36,25 +38,28 @@ runwayctl:
 
 ## image: the runwayctl image (linux/amd64 and linux/arm64, no Docker daemon, no base image) as
 ## an OCI image layout tarball; version, commit and time from git (docs/operations.md).
-IMAGE := cd release && $(GO) run ./cmd/image -repo ..
+# CGO_ENABLED=0: the tool compiles with the static runwayctl it builds (most of its packages are
+# runwayctl's too); TestImage's rebuild runs it the same way.
+IMAGE := cd release && CGO_ENABLED=0 $(GO) run ./cmd/image -repo ..
 image: $(if $(ORDERED),image-host)
 	@mkdir -p bin
 	$(IMAGE) -o ../bin/runwayctl.oci.tar
 
 ## test: every check CI runs: gofmt, then one graph of steps run three at a time (make -j3):
-##   gotest       go test -race -vet=all of every module but release, the functions included:
-##                one go command compiles, vets and tests, so tests start as their packages
-##                compile and a package shared by several modules compiles once
-##   image-host   the image for this machine's platform only: compiles the static runwayctl
-##                the e2e and infra tests build, beside gotest's race build
-##   image        the whole image (after image-host): arm64 compiles while tests wait on the
-##                processes they start
-##   functions    each function vendored and built alone, as Cloud Functions builds it
-##   releasetest  the image's tests, on bin/runwayctl.oci.tar (after image)
+##   gotest-core    go test -race -vet=all of shared, the functions and runwayctl: one go
+##                  command compiles, vets and tests, each test as soon as its package is built
+##   image-host     the image for this machine's platform only: compiles the static runwayctl
+##                  the e2e and infra tests build, beside gotest-core's race build
+##   gotest-static  the e2e and infra tests (after image-host)
+##   functions      each function vendored and built alone, as Cloud Functions builds it
+##                  (after image-host, whose static compile its build shares)
+##   image          the whole image (after image-host): arm64 compiles while tests wait on the
+##                  processes they start
+##   releasetest    the image's tests, on bin/runwayctl.oci.tar (after image)
 ## ORDERED=1 gives the steps these prerequisites (alone, each runs without them).
 ## docs/benchmarks.md ("make test") has the timings behind this order.
 test: fmt
-	@$(MAKE) --no-print-directory -j3 ORDERED=1 gotest image-host image functions releasetest
+	@$(MAKE) --no-print-directory -j3 ORDERED=1 gotest-core image-host gotest-static functions image releasetest
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
@@ -75,8 +80,12 @@ image-host:
 # test binaries, which links each of them in a third of the time (stack traces keep their
 # files and lines).
 GOTEST := $(GO) test -race -count=1 -vet=all -p 4 -ldflags=-w
-gotest:
-	$(GOTEST) $(TESTPACKAGES)
+## gotest: go test -race -vet=all of every module but release.
+gotest: gotest-core gotest-static
+gotest-core:
+	$(GOTEST) $(CORETESTS)
+gotest-static: $(if $(ORDERED),image-host)
+	$(GOTEST) $(STATICTESTS)
 
 # The release module's tests check bin/runwayctl.oci.tar (TestImage).
 releasetest: image
@@ -85,7 +94,7 @@ releasetest: image
 ## functions: each function folder vendored and copied alone, then built there (GOWORK=off),
 ## after checking that the workspace, where gotest ran its tests, selects the same module
 ## versions; the three concurrently, each one's output printed whole when it ends.
-functions:
+functions: $(if $(ORDERED),image-host)
 	@mkdir -p bin; pids=(); for f in $(FUNCTIONS); do scripts/check-function functions/$$f > bin/check-$$f.log 2>&1 & pids+=($$!); done; \
 	rc=0; i=0; for f in $(FUNCTIONS); do wait $${pids[$$i]} || { rc=1; echo "FAIL functions/$$f"; }; cat bin/check-$$f.log; i=$$((i+1)); done; exit $$rc
 
