@@ -1,8 +1,10 @@
 // Package gcp builds the official Google Cloud clients that every Runway Jobs function and
 // runwayctl use: Cloud Run Admin v2 (jobs, executions, tasks) and Cloud Scheduler v1, each only
-// when asked for, and the Cloud Storage JSON API client (storage.go). Cloud Monitoring v3 and
-// Pub/Sub are in the package allclients, which the deploy and trigger functions do not import.
-// Nothing links cloud.google.com/go/storage (it brings gRPC's xDS and OpenTelemetry's SDK).
+// when asked for, and the Cloud Storage JSON API client (storage.go). Cloud Monitoring v3 is in
+// the package monitorclients (the monitor's), the Pub/Sub client library in allclients
+// (runwayctl's and the tests'): the deploy and trigger functions import neither, the monitor
+// only monitorclients. Nothing links cloud.google.com/go/storage (it brings gRPC's xDS and
+// OpenTelemetry's SDK).
 // In production the clients use Application Default Credentials; when
 // RUNWAY_EMULATOR_HOST=host:port is set they talk to `runwayctl emulator` instead, without
 // authentication (plain-text gRPC, plain HTTP for Cloud Storage). There is no other way to
@@ -56,9 +58,9 @@ func (c Config) Options() []option.ClientOption {
 // Service names one official client; Dial builds the ones its mask holds.
 type Service uint
 
-// The clients Dial and allclients.Dial build. Metrics and PubSub are built by allclients
-// only, so that a caller of gcp alone (the deploy and trigger functions) neither links nor
-// dials Cloud Monitoring and Pub/Sub.
+// The clients Dial, monitorclients.Dial and allclients.Dial build. Metrics is built by
+// monitorclients and allclients, PubSub by allclients only, so that a caller of gcp alone (the
+// deploy and trigger functions) neither links nor dials Cloud Monitoring and Pub/Sub.
 const (
 	Jobs Service = 1 << iota
 	Executions
