@@ -15,7 +15,7 @@ import (
 	"google.golang.org/api/iterator"
 
 	"runwayjobs.dev/functions/monitor/detect"
-	"runwayjobs.dev/shared/gcp/allclients"
+	"runwayjobs.dev/shared/gcp/monitorclients"
 	"runwayjobs.dev/shared/platform"
 )
 
@@ -33,15 +33,15 @@ type cloud interface {
 	getSchedulerJob(ctx context.Context, name string) (*schedulerpb.Job, error)
 }
 
-// gcpCloud reads through the official clients.
-type gcpCloud struct{ c *allclients.Clients }
+// gcpCloud reads through the official clients (monitorclients', or allclients' in tests).
+type gcpCloud struct{ c monitorclients.Set }
 
 var _ cloud = gcpCloud{}
 
 func (g gcpCloud) listJobs(ctx context.Context, project, region string) ([]*runpb.Job, error) {
 	parent := "projects/" + project + "/locations/" + region
 	var out []*runpb.Job
-	it := g.c.Jobs.ListJobs(ctx, &runpb.ListJobsRequest{Parent: parent, PageSize: 1000})
+	it := g.c.MonitorClients().Jobs.ListJobs(ctx, &runpb.ListJobsRequest{Parent: parent, PageSize: 1000})
 	for {
 		j, err := it.Next()
 		if errors.Is(err, iterator.Done) {
@@ -56,7 +56,7 @@ func (g gcpCloud) listJobs(ctx context.Context, project, region string) ([]*runp
 
 func (g gcpCloud) listExecutions(ctx context.Context, job string, after time.Time) ([]*runpb.Execution, error) {
 	var out []*runpb.Execution
-	it := g.c.Executions.ListExecutions(ctx, &runpb.ListExecutionsRequest{Parent: job, PageSize: 100})
+	it := g.c.MonitorClients().Executions.ListExecutions(ctx, &runpb.ListExecutionsRequest{Parent: job, PageSize: 100})
 	for {
 		x, err := it.Next()
 		if errors.Is(err, iterator.Done) {
@@ -73,7 +73,7 @@ func (g gcpCloud) listExecutions(ctx context.Context, job string, after time.Tim
 }
 
 func (g gcpCloud) getSchedulerJob(ctx context.Context, name string) (*schedulerpb.Job, error) {
-	j, err := g.c.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
+	j, err := g.c.MonitorClients().Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: name})
 	if err != nil {
 		return nil, fmt.Errorf("scheduler.GetJob %s: %w", name, err)
 	}
@@ -81,7 +81,7 @@ func (g gcpCloud) getSchedulerJob(ctx context.Context, name string) (*schedulerp
 }
 
 func (g gcpCloud) listTimeSeries(ctx context.Context, req *monitoringpb.ListTimeSeriesRequest) ([]*monitoringpb.TimeSeries, int, error) {
-	p := iterator.NewPager(g.c.Metrics.ListTimeSeries(ctx, req), 100_000, "")
+	p := iterator.NewPager(g.c.MonitorClients().Metrics.ListTimeSeries(ctx, req), 100_000, "")
 	var out []*monitoringpb.TimeSeries
 	for pages := 1; ; pages++ {
 		var page []*monitoringpb.TimeSeries

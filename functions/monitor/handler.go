@@ -17,7 +17,7 @@ import (
 
 	"runwayjobs.dev/functions/monitor/detect"
 	"runwayjobs.dev/shared/event"
-	"runwayjobs.dev/shared/gcp/allclients"
+	"runwayjobs.dev/shared/gcp/monitorclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/notify"
 	"runwayjobs.dev/shared/platform"
@@ -106,7 +106,7 @@ func (h *Handler) remember(key string, gen int64, s *detect.State) {
 // assemble returns a Handler reading Google Cloud through cl (nil reads nothing: some tests
 // only deliver), keeping its state in store, and delivering to the channels of
 // cfg.ChannelsPath (none if empty).
-func assemble(ctx context.Context, cfg Config, cl *allclients.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) (*Handler, error) {
+func assemble(ctx context.Context, cfg Config, cl monitorclients.Set, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) (*Handler, error) {
 	cfg = cfg.withDefaults()
 	channels := map[string]notify.Channel{}
 	var platform []string

@@ -18,7 +18,7 @@ import (
 	"os"
 	"sync"
 
-	"cloud.google.com/go/pubsub/v2"
+	pubsub "cloud.google.com/go/pubsub/v2/apiv1"
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
@@ -27,7 +27,7 @@ import (
 
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp"
-	"runwayjobs.dev/shared/gcp/allclients"
+	"runwayjobs.dev/shared/gcp/monitorclients"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/logging"
 	"runwayjobs.dev/shared/notify"
@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) 
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
-	cl, err := allclients.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Executions|gcp.Metrics|gcp.Scheduler)
+	cl, err := monitorclients.Dial(ctx, cfg.GCP, gcp.Jobs|gcp.Executions|gcp.Metrics|gcp.Scheduler)
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
@@ -109,21 +109,20 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// pubsubFor returns the Pub/Sub client of pubsub channels' projects, built once per project
-// (the functions publish nothing else, so New does not dial one).
-func pubsubFor(ctx context.Context, cfg Config) func(project string) (*pubsub.Client, error) {
-	built := map[string]*pubsub.Client{}
-	return func(project string) (*pubsub.Client, error) {
-		if c, ok := built[project]; ok {
-			return c, nil
+// pubsubFor returns the publisher of pubsub channels, built on first use (the functions
+// publish nothing else, so New does not dial one). The generated publisher client is not
+// bound to a project (each channel's topic names its own), so one serves every project.
+func pubsubFor(ctx context.Context, cfg Config) func(project string) (notify.Publisher, error) {
+	var built *pubsub.TopicAdminClient
+	return func(string) (notify.Publisher, error) {
+		if built != nil {
+			return built, nil
 		}
-		c := cfg.GCP
-		c.Project = project
-		cl, err := pubsub.NewClient(ctx, project, c.Options()...)
+		cl, err := pubsub.NewTopicAdminClient(ctx, cfg.GCP.Options()...)
 		if err != nil {
-			return nil, fmt.Errorf("pubsub.NewClient %s: %w", project, err)
+			return nil, fmt.Errorf("pubsub.NewTopicAdminClient: %w", err)
 		}
-		built[project] = cl
+		built = cl
 		return cl, nil
 	}
 }

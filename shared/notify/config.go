@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -15,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
 	"github.com/goccy/go-yaml"
 
 	"runwayjobs.dev/shared/document"
@@ -246,6 +246,15 @@ func (cc ChannelConfig) problems() []error {
 	return errs
 }
 
+// topicName is the topic's full name: topic itself when it is one (projects/P/topics/T),
+// else the topic of that ID in project (the rule of the Pub/Sub library's Client.Publisher).
+func topicName(project, topic string) string {
+	if len(strings.Split(topic, "/")) == 4 {
+		return topic
+	}
+	return "projects/" + project + "/topics/" + topic
+}
+
 func splitHostPort(addr string) (string, string, error) {
 	i := strings.LastIndexByte(addr, ':')
 	if i <= 0 || i == len(addr)-1 {
@@ -322,8 +331,9 @@ func (m *SecretManager) Access(ctx context.Context, name string) (string, error)
 
 // Deps are what Build needs besides secrets.
 type Deps struct {
-	HTTP   *http.Client // webhooks, Slack, PagerDuty (default: a client with a 30s timeout)
-	PubSub func(project string) (*pubsub.Client, error)
+	HTTP *http.Client // webhooks, Slack, PagerDuty (default: a client with a 30s timeout)
+	// PubSub returns the publisher of the channels publishing in project.
+	PubSub func(project string) (Publisher, error)
 	// Now is the webhook signatures' clock (default time.Now).
 	Now func() time.Time
 }
@@ -385,11 +395,7 @@ func build(ctx context.Context, cc ChannelConfig, secrets Secrets, deps Deps, hc
 		if err != nil {
 			return nil, err
 		}
-		topic := cc.Topic
-		if topic == "" {
-			topic = platform.AlertsTopic
-		}
-		return &PubSub{Publisher: client.Publisher(topic)}, nil
+		return &PubSub{Publisher: client, Topic: topicName(cc.Project, cmp.Or(cc.Topic, platform.AlertsTopic))}, nil
 	}
 	return nil, fmt.Errorf("type %q is unknown", cc.Type)
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"cloud.google.com/go/pubsub/v2"
+	pubsub "cloud.google.com/go/pubsub/v2/apiv1"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/google/go-cmp/cmp"
@@ -356,18 +356,16 @@ func TestPubSub(t *testing.T) {
 	srv := pstest.NewServer()
 	t.Cleanup(func() { srv.Close() })
 	ctx := context.Background()
-	client, err := pubsub.NewClient(ctx, "plat", option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
+	client, err := pubsub.NewTopicAdminClient(ctx, option.WithEndpoint(srv.Addr), option.WithoutAuthentication(),
 		option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	if _, err := client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/plat/topics/runway-alerts"}); err != nil {
+	if _, err := client.CreateTopic(ctx, &pubsubpb.Topic{Name: "projects/plat/topics/runway-alerts"}); err != nil {
 		t.Fatal(err)
 	}
-	p := client.Publisher("runway-alerts")
-	t.Cleanup(p.Stop)
-	if err := (&PubSub{Publisher: p}).Send(ctx, sample); err != nil {
+	if err := (&PubSub{Publisher: client, Topic: "projects/plat/topics/runway-alerts"}).Send(ctx, sample); err != nil {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages()
@@ -384,8 +382,25 @@ func TestPubSub(t *testing.T) {
 	if want := map[string]string{"alert_id": sample.ID, "kind": "failed", "action": "open", "severity": "critical", "workload": "nightly"}; !cmp.Equal(want, msgs[0].Attributes) {
 		t.Errorf("attributes = %v", msgs[0].Attributes)
 	}
-	if err := (&PubSub{Publisher: client.Publisher("missing")}).Send(ctx, sample); err == nil {
+	if err := (&PubSub{Publisher: client, Topic: "projects/plat/topics/missing"}).Send(ctx, sample); err == nil {
 		t.Error("publishing on a missing topic succeeded")
+	}
+}
+
+func TestTopicName(t *testing.T) {
+	tests := []struct {
+		name, project, topic, want string
+	}{
+		{name: "an ID is in the channel's project", project: "plat", topic: "runway-alerts", want: "projects/plat/topics/runway-alerts"},
+		{name: "a full name is kept", project: "plat", topic: "projects/other/topics/alerts", want: "projects/other/topics/alerts"},
+		{name: "anything else is an ID, as the library has it", project: "plat", topic: "a/b", want: "projects/plat/topics/a/b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := topicName(tt.project, tt.topic); got != tt.want {
+				t.Errorf("topicName(%q, %q) = %q, want %q", tt.project, tt.topic, got, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,7 +1,7 @@
-// Package allclients builds, besides gcp's Cloud Run and Cloud Scheduler clients, the Cloud
-// Monitoring v3 and Pub/Sub clients that the monitor function, runwayctl and the tests use. It
-// is a package of its own so that the deploy and trigger functions, which import gcp alone,
-// neither link nor dial those two.
+// Package allclients builds every client runwayctl and the tests use: monitorclients' (Cloud
+// Run, Cloud Scheduler, Cloud Monitoring) and the Pub/Sub client library. It is a package of
+// its own so that no function links the Pub/Sub library: deploy and trigger import gcp alone,
+// the monitor monitorclients.
 package allclients
 
 import (
@@ -13,6 +13,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"runwayjobs.dev/shared/gcp"
+	"runwayjobs.dev/shared/gcp/monitorclients"
 )
 
 // Clients holds the clients that were asked for; the others are nil.
@@ -25,20 +26,14 @@ type Clients struct {
 // Dial builds the clients of want (gcp.All for every one). A Pub/Sub client is bound to
 // c.Project, which the emulator requires. On error, the clients already built are closed.
 func Dial(ctx context.Context, c gcp.Config, want gcp.Service) (*Clients, error) {
-	base, err := gcp.Dial(ctx, c, want&gcp.Control)
+	mc, err := monitorclients.Dial(ctx, c, want&^gcp.PubSub)
 	if err != nil {
 		return nil, fmt.Errorf("allclients.Dial: %w", err)
 	}
-	cl := &Clients{Clients: base}
+	cl := &Clients{Clients: mc.Clients, Metrics: mc.Metrics}
 	fail := func(name string, e error) (*Clients, error) {
 		cl.Close()
 		return nil, fmt.Errorf("allclients.Dial %s: %w", name, e)
-	}
-	opts := c.Options()
-	if want&gcp.Metrics != 0 {
-		if cl.Metrics, err = monitoring.NewMetricClient(ctx, opts...); err != nil {
-			return fail("monitoring.NewMetricClient", err)
-		}
 	}
 	if want&gcp.PubSub != 0 {
 		project := c.Project
@@ -48,11 +43,16 @@ func Dial(ctx context.Context, c gcp.Config, want gcp.Service) (*Clients, error)
 				return fail("pubsub.NewClient", errors.New("a project is required with the emulator"))
 			}
 		}
-		if cl.PubSub, err = pubsub.NewClient(ctx, project, opts...); err != nil {
+		if cl.PubSub, err = pubsub.NewClient(ctx, project, c.Options()...); err != nil {
 			return fail("pubsub.NewClient", err)
 		}
 	}
 	return cl, nil
+}
+
+// MonitorClients returns the monitor's clients of cl (monitorclients.Set).
+func (cl *Clients) MonitorClients() *monitorclients.Clients {
+	return &monitorclients.Clients{Clients: cl.Clients, Metrics: cl.Metrics}
 }
 
 // Close closes every client that was built.
