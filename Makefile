@@ -45,21 +45,22 @@ image: $(if $(ORDERED),image-host)
 	@mkdir -p bin
 	$(IMAGE) -o ../bin/runwayctl.oci.tar
 
-## test: every check CI runs: gofmt, then one graph of steps run three at a time (make -j3):
+## test: every check CI runs: gofmt, then one graph of steps run four at a time (make -j4),
+## listed in the order make prefers them when several are ready:
 ##   gotest-core    go test -race -vet=all of shared, the functions and runwayctl: one go
 ##                  command compiles, vets and tests, each test as soon as its package is built
 ##   image-host     the image for this machine's platform only: compiles the static runwayctl
 ##                  the e2e and infra tests build, beside gotest-core's race build
+##   image          the whole image (after image-host): arm64 compiles while the tests wait
+##                  on the processes they start; it is the longest chain, so it goes first
 ##   gotest-static  the e2e and infra tests (after image-host)
 ##   functions      each function vendored and built alone, as Cloud Functions builds it
 ##                  (after image-host, whose static compile its build shares)
-##   image          the whole image (after image-host): arm64 compiles while tests wait on the
-##                  processes they start
 ##   releasetest    the image's tests, on bin/runwayctl.oci.tar (after image)
 ## ORDERED=1 gives the steps these prerequisites (alone, each runs without them).
 ## docs/benchmarks.md ("make test") has the timings behind this order.
 test: fmt
-	@$(MAKE) --no-print-directory -j3 ORDERED=1 gotest-core image-host gotest-static functions image releasetest
+	@$(MAKE) --no-print-directory -j4 ORDERED=1 gotest-core image-host image gotest-static functions releasetest
 
 fmt:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
