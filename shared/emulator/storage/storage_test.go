@@ -69,19 +69,29 @@ func put(ctx context.Context, s *storagev1.Service, o object, data []byte, c *co
 // insert uploads obj's metadata and data with the media options (a chunk size makes it a
 // resumable upload when data is larger).
 func insert(ctx context.Context, s *storagev1.Service, obj *storagev1.Object, data []byte, c *cond, opts ...googleapi.MediaOption) (*storagev1.Object, error) {
-	call := s.Objects.Insert(obj.Bucket, obj).Media(bytes.NewReader(data), opts...).Context(ctx)
-	if c != nil {
-		if c.generationMatch != nil {
-			call = call.IfGenerationMatch(*c.generationMatch)
-		}
-		if c.generationNotMatch != nil {
-			call = call.IfGenerationNotMatch(*c.generationNotMatch)
-		}
-		if c.metagenerationMatch != nil {
-			call = call.IfMetagenerationMatch(*c.metagenerationMatch)
-		}
+	return conditioned(s.Objects.Insert(obj.Bucket, obj).Media(bytes.NewReader(data), opts...).Context(ctx), c).Do()
+}
+
+// conditioned returns call with c's preconditions set (the generated calls of inserts and gets
+// have the same three setters).
+func conditioned[C interface {
+	IfGenerationMatch(int64) C
+	IfGenerationNotMatch(int64) C
+	IfMetagenerationMatch(int64) C
+}](call C, c *cond) C {
+	if c == nil {
+		return call
 	}
-	return call.Do()
+	if c.generationMatch != nil {
+		call = call.IfGenerationMatch(*c.generationMatch)
+	}
+	if c.generationNotMatch != nil {
+		call = call.IfGenerationNotMatch(*c.generationNotMatch)
+	}
+	if c.metagenerationMatch != nil {
+		call = call.IfMetagenerationMatch(*c.metagenerationMatch)
+	}
+	return call
 }
 
 // get returns o's metadata under c, at generation gen when it is not 0.
@@ -90,18 +100,7 @@ func get(ctx context.Context, s *storagev1.Service, o object, c *cond, gen int64
 	if gen != 0 {
 		call = call.Generation(gen)
 	}
-	if c != nil {
-		if c.generationMatch != nil {
-			call = call.IfGenerationMatch(*c.generationMatch)
-		}
-		if c.generationNotMatch != nil {
-			call = call.IfGenerationNotMatch(*c.generationNotMatch)
-		}
-		if c.metagenerationMatch != nil {
-			call = call.IfMetagenerationMatch(*c.metagenerationMatch)
-		}
-	}
-	return call
+	return conditioned(call, c)
 }
 
 // read downloads o under c (at generation gen when not 0): its bytes and the generation the
