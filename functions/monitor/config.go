@@ -51,7 +51,8 @@ type Config struct {
 	// Lease is how long a tick owns the delivery of the alerts it claimed (default 5m): longer
 	// than one delivery with its retries can take.
 	Lease time.Duration
-	// MaxDeliveryAge drops an alert no channel would take after this long (default 24h).
+	// MaxDeliveryAge drops an alert no channel would take this long after the tick that
+	// detected it (default 24h).
 	MaxDeliveryAge time.Duration
 	// CallTimeout bounds each Cloud Monitoring query, retries included (default 30s): the
 	// client retries Unavailable until its context ends.

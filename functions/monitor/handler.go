@@ -1,6 +1,7 @@
 package monitor
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -406,7 +407,10 @@ func (h *Handler) send(ctx context.Context, key, lease string, mine []detect.Pen
 				delivered++
 				return true
 			}
-			if now.Sub(e.Alert.Time) > h.cfg.MaxDeliveryAge {
+			// Aged from its detection, not from the event: a run found failed hours after it
+			// ended (the monitor was down) still gets MaxDeliveryAge of retries. Records
+			// written before DetectedAt existed age from the event.
+			if now.Sub(cmp.Or(e.Alert.DetectedAt, e.Alert.Time)) > h.cfg.MaxDeliveryAge {
 				h.log.Error().Str("alert", e.Alert.ID).Strs("channels", f).Msg("alert dropped: no delivery for too long")
 				return true
 			}

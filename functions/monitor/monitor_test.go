@@ -3,7 +3,10 @@ package monitor
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -281,5 +284,61 @@ func TestHandleAcknowledgesWhatIsNotATick(t *testing.T) {
 	err := h.Handle(context.Background(), e)
 	if err == nil || event.Result(err) != nil {
 		t.Errorf("Handle = %v (result %v), want a permanent error", err, event.Result(err))
+	}
+}
+
+// TestOutboxAgesFromDetection: an alert no channel takes is dropped MaxDeliveryAge after the
+// tick that detected it, not after the event it reports (a failure found late still gets its
+// retries); a record without DetectedAt ages from the event.
+func TestOutboxAgesFromDetection(t *testing.T) {
+	now := dec(3, 12, 0, 30)
+	tests := []struct {
+		name       string
+		time       time.Time // the event
+		detectedAt time.Time
+		wantKept   bool
+	}{
+		{name: "event long ago, detected a minute ago", time: now.Add(-30 * time.Hour), detectedAt: now.Add(-time.Minute), wantKept: true},
+		{name: "detected more than a day ago", time: now.Add(-30 * time.Hour), detectedAt: now.Add(-25 * time.Hour)},
+		{name: "no DetectedAt, recent event", time: now.Add(-time.Hour), wantKept: true},
+		{name: "no DetectedAt, event more than a day ago", time: now.Add(-25 * time.Hour)},
+	}
+	r := newReplay(t) // one replay for the cases: building it is most of the test's time
+	h := r.handler(1, 0)
+	slack := r.channels["slack"]
+	slack.fail, slack.rng = 1, rand.New(rand.NewPCG(1, 2)) // refuses every delivery
+	h.dispatcher.Sleep = func(context.Context, time.Duration) error { return nil }
+	r.w.setNow(now)
+	ctx := context.Background()
+	key := platform.MonitorStateKey("runway-proj")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &detect.State{Watermark: now.Add(-3 * time.Minute).Truncate(time.Minute), Outbox: []detect.Pending{{
+				Alert:    notify.Alert{ID: "a1", Kind: notify.KindFailed, Action: notify.ActionOpen, Workload: "hourly", Time: tt.time, DetectedAt: tt.detectedAt},
+				Channels: []string{"slack"}, Lease: "dead", LeaseUntil: now.Add(-time.Second),
+			}}}
+			b, _ := json.Marshal(st)
+			if err := r.store.Delete(ctx, key, 0); err != nil && !errors.Is(err, state.ErrNotFound) {
+				t.Fatal(err)
+			}
+			if _, err := r.store.Put(ctx, key, b, 0); err != nil {
+				t.Fatal(err)
+			}
+			refused := slack.fails
+			if _, err := h.tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if slack.fails == refused {
+				t.Fatal("the tick did not try to deliver the alert")
+			}
+			after, _, err := h.load(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := slices.ContainsFunc(after.Outbox, func(p detect.Pending) bool { return p.Alert.ID == "a1" })
+			if kept != tt.wantKept {
+				t.Errorf("after a refused delivery the alert is kept: %v, want %v (outbox %+v)", kept, tt.wantKept, after.Outbox)
+			}
+		})
 	}
 }
