@@ -331,11 +331,14 @@ func (p *devPlatform) banner(stdout io.Writer, ready time.Duration, deployed []s
 	fmt.Fprintf(stdout, "Runway Jobs is running locally (ready in %s).\n\n", ready.Round(10*time.Millisecond))
 	fmt.Fprintf(stdout, "  emulator   %s   (Cloud Run, Cloud Scheduler, Monitoring, Pub/Sub)\n", addr)
 	for _, f := range p.fns {
-		fmt.Fprintf(stdout, "  %-10s %s   log %s\n", f.name, f.url, f.log)
+		var extra string
+		if f.name == "monitor" {
+			extra = fmt.Sprintf("   ingest lag %s (%s)", p.ingestLag, devIngestLagEnv)
+		}
+		fmt.Fprintf(stdout, "  %-10s %s   log %s%s\n", f.name, f.url, f.log, extra)
 	}
 	fmt.Fprintf(stdout, "  alerts     %s   (every channel; also printed here)\n", p.sink.file)
 	fmt.Fprintf(stdout, "  state      %s\n", p.stateDir)
-	fmt.Fprintf(stdout, "  monitor    ingest lag %s (%s)\n", p.ingestLag, devIngestLagEnv)
 	if p.console != nil {
 		fmt.Fprintf(stdout, "  console    %s   (read-only web console)\n", p.console.url)
 	}

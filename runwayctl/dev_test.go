@@ -185,3 +185,37 @@ func TestDevIngestLag(t *testing.T) {
 		})
 	}
 }
+
+// TestDevBanner: each function once, the monitor's line carrying its ingest lag, and the
+// exports to paste into another terminal.
+func TestDevBanner(t *testing.T) {
+	p := &devPlatform{
+		emu:       emulatortest.Start(t, emulator.Options{}),
+		stateDir:  "/data/state",
+		execLogs:  "/data/logs/executions",
+		invPath:   "/repo/inventory.yml",
+		ingestLag: "30s",
+		sink:      &alertSink{file: "/data/logs/alerts.log"},
+	}
+	for _, name := range []string{"deploy", "trigger", "monitor"} {
+		p.fns = append(p.fns, &devFunction{name: name, url: "http://127.0.0.1:1/" + name, log: "/data/logs/" + name + ".log"})
+	}
+	var out bytes.Buffer
+	p.banner(&out, 1500*time.Millisecond, []string{"deployed hello-runway"})
+	text := out.String()
+	for _, name := range []string{"deploy", "trigger", "monitor"} {
+		if n := strings.Count(text, "\n  "+name+" "); n != 1 {
+			t.Errorf("%s is listed %d times, want once:\n%s", name, n, text)
+		}
+	}
+	for _, want := range []string{
+		"  monitor    http://127.0.0.1:1/monitor   log /data/logs/monitor.log   ingest lag 30s (RUNWAY_MONITOR_INGEST_LAG)\n",
+		"ready in 1.5s",
+		"  deployed hello-runway\n",
+		"export " + gcp.EmulatorHostEnv + "=" + p.emu.Addr() + " RUNWAY_STATE=/data/state " + platform.EnvInventory + "=/repo/inventory.yml",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("banner lacks %q:\n%s", want, text)
+		}
+	}
+}
