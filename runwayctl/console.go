@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/runwayctl/console"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/notify"

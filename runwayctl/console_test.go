@@ -16,7 +16,7 @@ import (
 	"cloud.google.com/go/run/apiv2/runpb"
 	"github.com/chromedp/chromedp"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/emulator"
 	emuclock "runwayjobs.dev/shared/emulator/clock"
 	"runwayjobs.dev/shared/emulator/emulatortest"

@@ -60,9 +60,7 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto v0.0.0-20261012220534-4341edf3f941 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261012220534-4341edf3f941 // indirect
-	runwayjobs.dev/functions/monitor v0.0.0
 )
 
 replace runwayjobs.dev/shared => ../shared
 
-replace runwayjobs.dev/functions/monitor => ../functions/monitor

@@ -14,7 +14,7 @@ import (
 	"cloud.google.com/go/scheduler/apiv1/schedulerpb"
 	"google.golang.org/api/iterator"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/gcp/monitorclients"
 	"runwayjobs.dev/shared/platform"
 )

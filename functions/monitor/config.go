@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/platform"
 )
 

@@ -16,7 +16,7 @@ import (
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/gcp/monitorclients"
 	"runwayjobs.dev/shared/inventory"

@@ -17,7 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/event"
 	"runwayjobs.dev/shared/notify"
 	"runwayjobs.dev/shared/platform"

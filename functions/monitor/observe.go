@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/desired"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/platform"

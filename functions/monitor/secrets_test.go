@@ -22,7 +22,7 @@ import (
 	"cloud.google.com/go/pubsub/v2/pstest"
 	"github.com/rs/zerolog"
 
-	"runwayjobs.dev/functions/monitor/detect"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/gcp"
 	"runwayjobs.dev/shared/logging"
 	"runwayjobs.dev/shared/notify"

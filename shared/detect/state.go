@@ -3,7 +3,9 @@
 // records) and the time evaluated up to, it returns the new state and the alerts to send.
 //
 // The monitor function (package monitor) calls it once per tick and project, between reading
-// Cloud Run and Cloud Monitoring and writing the state back; replay tests call it through the
+// Cloud Run and Cloud Monitoring and writing the state back; runwayctl's console reads the
+// State the monitor stores, and the expected runtimes, through it (it lives in shared so that
+// both use one definition); replay tests call it through the
 // function over a month of simulated history. It never reads the clock or does I/O, and the
 // outcome does not depend on how the time is cut into ticks: every finding is dated by the event
 // that caused it (a completion, a slot's deadline, a run's expected end), not by the tick. Only
