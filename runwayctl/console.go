@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/runwayctl/console"
+	"runwayjobs.dev/shared/detect"
 	"runwayjobs.dev/shared/inventory"
 	"runwayjobs.dev/shared/notify"
 	"runwayjobs.dev/shared/platform"
