@@ -69,7 +69,7 @@ fmt:
 vet:
 	$(GO) vet -race $(PACKAGES)
 
-HOSTPLATFORM := $(if $(filter arm64,$(shell $(GO) env GOARCH)),linux/arm64/v8,linux/amd64)
+HOSTPLATFORM = $(if $(filter arm64,$(shell $(GO) env GOARCH)),linux/arm64/v8,linux/amd64)
 image-host:
 	@mkdir -p bin
 	$(IMAGE) -platform $(HOSTPLATFORM) -o ../bin/runwayctl-host.oci.tar
