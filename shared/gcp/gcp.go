@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	run "cloud.google.com/go/run/apiv2"
 	scheduler "cloud.google.com/go/scheduler/apiv1"
@@ -82,9 +83,15 @@ type Clients struct {
 	Executions *run.ExecutionsClient
 	Tasks      *run.TasksClient
 	Scheduler  *scheduler.CloudSchedulerClient
+
+	// borrowed are the Cloud Run clients built over another's connection: Close leaves them
+	// to the owner (closing one closes the connection).
+	borrowed Service
 }
 
 // Dial builds the clients of want (Metrics and PubSub are refused: allclients builds those).
+// The Cloud Run clients share one connection (one service, one endpoint): the second and third
+// neither look up credentials nor connect again, and their first call pays no TLS handshake.
 // On error, the clients already built are closed.
 func Dial(ctx context.Context, c Config, want Service) (*Clients, error) {
 	if want&^Control != 0 {
@@ -92,23 +99,34 @@ func Dial(ctx context.Context, c Config, want Service) (*Clients, error) {
 	}
 	opts := c.Options()
 	cl := &Clients{}
-	var err error
 	fail := func(name string, e error) (*Clients, error) {
 		cl.Close()
 		return nil, fmt.Errorf("gcp.Dial %s: %w", name, e)
 	}
+	// runConn is the connection of the first Cloud Run client built, which the others reuse.
+	var runConn *grpc.ClientConn
+	runOpts := func(s Service) []option.ClientOption {
+		if runConn == nil {
+			return opts
+		}
+		cl.borrowed |= s
+		return append(slices.Clip(opts), option.WithGRPCConn(runConn))
+	}
+	var err error
 	if want&Jobs != 0 {
-		if cl.Jobs, err = run.NewJobsClient(ctx, opts...); err != nil {
+		if cl.Jobs, err = run.NewJobsClient(ctx, runOpts(Jobs)...); err != nil {
 			return fail("run.NewJobsClient", err)
 		}
+		runConn = cl.Jobs.Connection() // one connection: the pool's size is 1
 	}
 	if want&Executions != 0 {
-		if cl.Executions, err = run.NewExecutionsClient(ctx, opts...); err != nil {
+		if cl.Executions, err = run.NewExecutionsClient(ctx, runOpts(Executions)...); err != nil {
 			return fail("run.NewExecutionsClient", err)
 		}
+		runConn = cl.Executions.Connection()
 	}
 	if want&Tasks != 0 {
-		if cl.Tasks, err = run.NewTasksClient(ctx, opts...); err != nil {
+		if cl.Tasks, err = run.NewTasksClient(ctx, runOpts(Tasks)...); err != nil {
 			return fail("run.NewTasksClient", err)
 		}
 	}
@@ -120,16 +138,16 @@ func Dial(ctx context.Context, c Config, want Service) (*Clients, error) {
 	return cl, nil
 }
 
-// Close closes every client that was built.
+// Close closes every client that was built, and their connections.
 func (cl *Clients) Close() error {
 	var errs []error
-	if cl.Jobs != nil {
+	if cl.Jobs != nil && cl.borrowed&Jobs == 0 {
 		errs = append(errs, cl.Jobs.Close())
 	}
-	if cl.Executions != nil {
+	if cl.Executions != nil && cl.borrowed&Executions == 0 {
 		errs = append(errs, cl.Executions.Close())
 	}
-	if cl.Tasks != nil {
+	if cl.Tasks != nil && cl.borrowed&Tasks == 0 {
 		errs = append(errs, cl.Tasks.Close())
 	}
 	if cl.Scheduler != nil {

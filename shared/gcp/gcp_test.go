@@ -3,6 +3,9 @@ package gcp
 import (
 	"context"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 )
 
 func TestConfigFromEnv(t *testing.T) {
@@ -59,6 +62,42 @@ func TestDialBuildsWhatIsAskedFor(t *testing.T) {
 			}
 			if err := cl.Close(); err != nil {
 				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+}
+
+func TestDialSharesTheRunConnection(t *testing.T) {
+	tests := []struct {
+		name string
+		want Service
+		// conns are the connections of the Cloud Run clients asked for.
+		conns func(*Clients) []*grpc.ClientConn
+	}{
+		{name: "jobs, executions and tasks", want: Control, conns: func(c *Clients) []*grpc.ClientConn {
+			return []*grpc.ClientConn{c.Jobs.Connection(), c.Executions.Connection(), c.Tasks.Connection()}
+		}},
+		{name: "executions and tasks", want: Executions | Tasks, conns: func(c *Clients) []*grpc.ClientConn {
+			return []*grpc.ClientConn{c.Executions.Connection(), c.Tasks.Connection()}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl, err := Dial(context.Background(), Config{EmulatorHost: "127.0.0.1:1"}, tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns := tt.conns(cl)
+			for _, c := range conns[1:] {
+				if c != conns[0] {
+					t.Errorf("Cloud Run clients on connections %p and %p, want one", conns[0], c)
+				}
+			}
+			if err := cl.Close(); err != nil {
+				t.Errorf("Close: %v", err) // a connection closed twice would say so
+			}
+			if s := conns[0].GetState(); s != connectivity.Shutdown {
+				t.Errorf("after Close the connection is %v, want %v", s, connectivity.Shutdown)
 			}
 		})
 	}
