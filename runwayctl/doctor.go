@@ -375,7 +375,7 @@ func (d *doctor) checkState(ctx context.Context, st *storagev1.Service) {
 			denied = append(denied, fmt.Sprintf("storage.objects.get on %s (%s)", path.Dir(r.key)+"/", r.usedBy))
 		}
 	}
-	runs := "runs/" + d.w.Name + "/"
+	runs := platform.RunRecordPrefix + d.w.Name + "/"
 	if _, err := store.List(ctx, runs); err != nil {
 		if !forbidden(err) {
 			d.add(check, checkFail, "list "+runs+" in "+where+": "+shortError(err), "check the network and "+state.EnvVar)

@@ -173,7 +173,7 @@ func loadStatus(ctx context.Context, cl *allclients.Clients, w inventory.Workloa
 		s.Executions = append(s.Executions, executionOf(x))
 	}
 	if store != nil {
-		keys, err := store.List(ctx, "runs/"+w.Name+"/")
+		keys, err := store.List(ctx, platform.RunRecordPrefix+w.Name+"/")
 		if err != nil {
 			return s, err
 		}

@@ -81,7 +81,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) 
 
 // newHandler is the Handler over its parts; tests wrap the clients to count their writes.
 func newHandler(jobs jobsAPI, sched schedulerAPI, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
-	return &Handler{jobs: jobs, sched: sched, store: store, inv: inv, now: now, log: log, opTimeout: 2 * time.Minute}
+	return &Handler{jobs: jobs, sched: sched, store: platform.ScopedStore("deploy", store), inv: inv, now: now, log: log, opTimeout: 2 * time.Minute}
 }
 
 // fromEnv builds the instance's Handler once, on the first event.

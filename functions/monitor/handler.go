@@ -127,9 +127,9 @@ func assemble(ctx context.Context, cfg Config, cl monitorclients.Set, store stat
 }
 
 // newHandler is the Handler over its parts; the replay tests pass their simulated cloud.
-func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory, d *notify.Dispatcher, platform []string, now func() time.Time, log zerolog.Logger) *Handler {
+func newHandler(cfg Config, c cloud, store state.Store, inv *inventory.Inventory, d *notify.Dispatcher, platformProjects []string, now func() time.Time, log zerolog.Logger) *Handler {
 	return &Handler{
-		cfg: cfg.withDefaults(), cloud: c, store: store, inv: inv, dispatcher: d, platform: platform, now: now, log: log,
+		cfg: cfg.withDefaults(), cloud: c, store: platform.ScopedStore("monitor", store), inv: inv, dispatcher: d, platform: platformProjects, now: now, log: log,
 		schedules: detect.NewSchedules(maxSchedules),
 		newLease: func() string {
 			var b [8]byte

@@ -41,7 +41,7 @@ import (
 // of its request.
 
 // retentionKey is the store key of the pruning cursor.
-const retentionKey = "monitor-retention/cursor"
+const retentionKey = platform.MonitorRetentionPrefix + "cursor"
 
 // retentionCursor is where the next tick's pruning starts: after After in
 // platform.RetainedPrefixes[Prefix]. At the start of the prefixes (Prefix 0, After "") no pass

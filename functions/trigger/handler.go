@@ -83,7 +83,7 @@ func (t Timing) withDefaults() Timing {
 // Google Cloud's clock (time.Now in production, gcp.Config.Clock on the local platform); leases
 // are measured on time.Now.
 func newHandler(cl *gcp.Clients, store state.Store, inv *inventory.Inventory, now func() time.Time, log zerolog.Logger) *Handler {
-	return &Handler{jobs: cl.Jobs, execs: cl.Executions, store: store, inv: inv, now: now, leaseNow: time.Now, log: log, t: Timing{}.withDefaults(), listPage: listPage}
+	return &Handler{jobs: cl.Jobs, execs: cl.Executions, store: platform.ScopedStore("trigger", store), inv: inv, now: now, leaseNow: time.Now, log: log, t: Timing{}.withDefaults(), listPage: listPage}
 }
 
 // LocalTiming is the protocol's timing against the emulator: its calls are local and end with

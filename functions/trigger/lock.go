@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"time"
 
+	"runwayjobs.dev/shared/platform"
 	"runwayjobs.dev/shared/state"
 )
 
 // lockPrefix holds the policy locks, one per workload, apart from the run records.
-const lockPrefix = "trigger-locks/"
+const lockPrefix = platform.TriggerLockPrefix
 
 // lockRecord is a job's policy lock: the claim key of the request deciding what runs, and when
 // another request may take the lock over.

@@ -24,36 +24,57 @@ resource "google_storage_bucket" "state" {
 }
 
 locals {
-  # Key prefixes (shared/platform, functions/trigger/lock.go, functions/monitor/handler.go)
-  # each account reads and writes.
-  state_writes = {
-    deploy  = ["deploys/"]
-    trigger = ["runs/", "trigger-locks/"]
-    monitor = ["monitor/"]
+  # What each function may do in the store, by key prefix: platform.StateGrants
+  # (shared/platform/platform.go), which each function also enforces on its own store;
+  # infra's TestStateGrantsMatchCode holds the two equal. write: read, list, create, replace,
+  # delete; prune: read, list, delete (the monitor's retention of the records).
+  state_grants = {
+    deploy  = { write = ["deploys/", "deploy-intents/"], prune = [] }
+    trigger = { write = ["runs/", "trigger-locks/", "trigger-windows/"], prune = [] }
+    monitor = { write = ["monitor/", "monitor-retention/"], prune = ["deploys/", "runs/"] }
   }
   object_prefix = "projects/_/buckets/${local.state_bucket}/objects/${var.state_prefix}/"
+  # An object request is matched by the object's name; a list request's resource is the bucket,
+  # so it is matched by the prefix it lists (without it, a prefix-conditioned role lists nothing).
+  state_conditions = {
+    for fn, g in local.state_grants : fn => {
+      for kind in ["write", "prune"] : kind => join(" || ", concat(
+        [for p in g[kind] : "resource.name.startsWith(\"${local.object_prefix}${p}\")"],
+        [for p in g[kind] : "api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${var.state_prefix}/${p}\")"],
+      )) if length(g[kind]) > 0
+    }
+  }
 }
 
 resource "google_storage_bucket_iam_member" "state_write" {
-  for_each = local.state_writes
+  for_each = { for fn, c in local.state_conditions : fn => c.write if contains(keys(c), "write") }
   bucket   = google_storage_bucket.state.name
   role     = "roles/storage.objectUser"
   member   = "serviceAccount:${google_service_account.function[each.key].email}"
 
   condition {
     title      = "runway-${each.key}-keys"
-    expression = join(" || ", [for p in each.value : "resource.name.startsWith(\"${local.object_prefix}${p}\")"])
+    expression = each.value
   }
 }
 
-# The monitor reads the trigger's slot records (why a slot has no execution).
-resource "google_storage_bucket_iam_member" "monitor_reads_runs" {
-  bucket = google_storage_bucket.state.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.function["monitor"].email}"
+# Pruning needs delete without create: no predefined role has that.
+resource "google_project_iam_custom_role" "state_pruner" {
+  project     = var.project
+  role_id     = "runwayStatePruner"
+  title       = "Runway state pruner"
+  description = "Reads, lists and deletes expired records in the Runway state bucket (the monitor's retention)."
+  permissions = ["storage.objects.delete", "storage.objects.get", "storage.objects.list"]
+}
+
+resource "google_storage_bucket_iam_member" "state_prune" {
+  for_each = { for fn, c in local.state_conditions : fn => c.prune if contains(keys(c), "prune") }
+  bucket   = google_storage_bucket.state.name
+  role     = google_project_iam_custom_role.state_pruner.name
+  member   = "serviceAccount:${google_service_account.function[each.key].email}"
 
   condition {
-    title      = "runway-monitor-reads-runs"
-    expression = "resource.name.startsWith(\"${local.object_prefix}runs/\")"
+    title      = "runway-${each.key}-prunes"
+    expression = each.value
   }
 }

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"runwayjobs.dev/shared/state"
 )
 
 // Topic names. Per-workload topics live in the workload's GCP project.
@@ -260,33 +262,64 @@ type ScheduledRun struct {
 	Workload string `json:"workload"`
 }
 
-// Records the functions leave in the durable store.
+// Records the functions leave in the durable store, by key prefix.
+const (
+	DeployRecordPrefix     = "deploys/"           // the deploy function's request outcomes
+	DeployIntentPrefix     = "deploy-intents/"    // what a deploy request's first delivery planned
+	RunRecordPrefix        = "runs/"              // the trigger's claims of run requests and slots
+	TriggerLockPrefix      = "trigger-locks/"     // the trigger's per-workload concurrency locks
+	RunWindowsPrefix       = "trigger-windows/"   // the trigger's bounds of its running executions
+	MonitorStatePrefix     = "monitor/"           // the monitor's state of a GCP project
+	MonitorRetentionPrefix = "monitor-retention/" // the monitor's retention pass cursor
+)
+
+// StateGrants is what each function may do in the state store: the one declaration that
+// infra/platform/state.tf grants in Cloud Storage IAM (infra's TestStateGrantsMatchCode) and
+// that each function's store enforces in process (ScopedStore), so that a key built outside
+// it fails the function's tests rather than failing in production with a 403.
+var StateGrants = map[string]state.Grant{
+	"deploy":  {Write: []string{DeployRecordPrefix, DeployIntentPrefix}},
+	"trigger": {Write: []string{RunRecordPrefix, TriggerLockPrefix, RunWindowsPrefix}},
+	// The monitor reads the trigger's slot records and prunes the records RecordRetention
+	// applies to.
+	"monitor": {Write: []string{MonitorStatePrefix, MonitorRetentionPrefix}, Prune: RetainedPrefixes},
+}
+
+// ScopedStore returns s restricted to function fn's StateGrants entry; it panics for a
+// function that has none (a programming error).
+func ScopedStore(fn string, s state.Store) state.Store {
+	g, ok := StateGrants[fn]
+	if !ok {
+		panic("platform.ScopedStore: no state grant for " + fn)
+	}
+	return state.Scoped(s, fn, g)
+}
 
 // MonitorStateKey is the store key of the monitor's state of a GCP project (its incidents and
 // undelivered alerts), which the monitor writes and runwayctl console reads.
-func MonitorStateKey(project string) string { return "monitor/" + project }
+func MonitorStateKey(project string) string { return MonitorStatePrefix + project }
 
 // DeployRecordKey is the store key of the outcome of a deploy request.
 func DeployRecordKey(workload, requestID string) string {
-	return "deploys/" + workload + "/" + keySafe(requestID)
+	return DeployRecordPrefix + workload + "/" + keySafe(requestID)
 }
 
 // DeployIntentKey is the store key of what the first delivery of a deploy request planned to
 // change, written before its first write: a redelivery whose writes landed already (their
 // responses lost) records them as this request's changes, not as "unchanged".
 func DeployIntentKey(workload, requestID string) string {
-	return "deploy-intents/" + workload + "/" + keySafe(requestID)
+	return DeployIntentPrefix + workload + "/" + keySafe(requestID)
 }
 
 // RunRecordKey is the store key of the claim of a run request.
 func RunRecordKey(workload, requestID string) string {
-	return "runs/" + workload + "/" + keySafe(requestID)
+	return RunRecordPrefix + workload + "/" + keySafe(requestID)
 }
 
 // SlotRecordKey is the store key of the claim of a scheduled slot: the slot is the lock, as
 // Kubernetes names a CronJob's Job after its slot.
 func SlotRecordKey(workload string, slot time.Time) string {
-	return fmt.Sprintf("runs/%s/slot-%d", workload, slot.Unix()/60)
+	return fmt.Sprintf("%s%s/slot-%d", RunRecordPrefix, workload, slot.Unix()/60)
 }
 
 // RecordRetention is how long the run records (runs/) and deploy outcomes (deploys/) are kept:
@@ -297,12 +330,12 @@ func SlotRecordKey(workload string, slot time.Time) string {
 const RecordRetention = 32 * 24 * time.Hour
 
 // RetainedPrefixes are the store prefixes whose records RecordRetention applies to.
-var RetainedPrefixes = []string{"deploys/", "runs/"}
+var RetainedPrefixes = []string{DeployRecordPrefix, RunRecordPrefix}
 
 // SlotOfKey returns the slot of a SlotRecordKey (to the minute); ok is false for other keys.
 func SlotOfKey(key string) (slot time.Time, ok bool) {
 	i := strings.LastIndex(key, "/slot-")
-	if i < 0 || !strings.HasPrefix(key, "runs/") || strings.Count(key, "/") != 2 {
+	if i < 0 || !strings.HasPrefix(key, RunRecordPrefix) || strings.Count(key, "/") != 2 {
 		return time.Time{}, false
 	}
 	digits := key[i+len("/slot-"):]

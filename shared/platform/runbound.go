@@ -111,7 +111,7 @@ type RunWindows struct {
 }
 
 // RunWindowsKey is the store key of a workload's RunWindows.
-func RunWindowsKey(workload string) string { return "trigger-windows/" + workload }
+func RunWindowsKey(workload string) string { return RunWindowsPrefix + workload }
 
 // live reports whether w may still cover a running execution at now, on a clock that may be
 // ClockSkew ahead of its writer's.

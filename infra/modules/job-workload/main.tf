@@ -131,7 +131,9 @@ resource "google_artifact_registry_repository_iam_member" "ci_push" {
   member     = local.ci_protected
 }
 
-# runwayctl deploy --wait and run --wait read the workload's records, and nothing else.
+# runwayctl deploy --wait and run --wait read the workload's records, status and doctor list its
+# run records, and nothing else. A list request's resource is the bucket: it is matched by the
+# prefix it lists.
 resource "google_storage_bucket_iam_member" "ci_records" {
   bucket = var.state_bucket
   role   = "roles/storage.objectViewer"
@@ -139,6 +141,6 @@ resource "google_storage_bucket_iam_member" "ci_records" {
 
   condition {
     title      = "runway-ci-${var.name}-records"
-    expression = "resource.name.startsWith(\"${local.object_prefix}deploys/${var.name}/\") || resource.name.startsWith(\"${local.object_prefix}runs/${var.name}/\")"
+    expression = "resource.name.startsWith(\"${local.object_prefix}deploys/${var.name}/\") || resource.name.startsWith(\"${local.object_prefix}runs/${var.name}/\") || api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${var.state_prefix}/runs/${var.name}/\")"
   }
 }
