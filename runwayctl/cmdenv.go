@@ -203,11 +203,7 @@ func (e *cmdEnv) openStore(ctx context.Context) (state.Store, error) {
 	if !e.storeOpened {
 		e.storeOpened = true
 		url := e.getenv(state.EnvVar)
-		if strings.HasPrefix(url, "gs://") {
-			e.store, e.storeErr = state.OpenGCS(ctx, url, e.gcpConfig(""))
-		} else {
-			e.store, e.storeErr = state.Open(url)
-		}
+		e.store, e.storeErr = state.Open(ctx, url, e.gcpConfig(""))
 	}
 	return e.store, e.storeErr
 }

@@ -115,7 +115,7 @@ func TestEmulatorFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(cfg.State)
+	store, err := state.Open(context.Background(), cfg.State, cfg.GCP)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestSlotOwnerIsTheHome(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			store, err := state.Open(cfg.State)
+			store, err := state.Open(context.Background(), cfg.State, cfg.GCP)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -149,7 +149,7 @@ func TestMonitorLogsNoSecret(t *testing.T) {
 	}
 
 	r := newReplay(t)
-	store, err := state.Open(cfg.State)
+	store, err := state.Open(context.Background(), cfg.State, cfg.GCP)
 	if err != nil {
 		t.Fatal(err)
 	}

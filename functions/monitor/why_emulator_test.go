@@ -213,7 +213,7 @@ func emuMonitor(ctx context.Context, t *testing.T, e *emulator.Emulator, clients
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := state.Open(cfg.State)
+	store, err := state.Open(context.Background(), cfg.State, cfg.GCP)
 	if err != nil {
 		t.Fatal(err)
 	}

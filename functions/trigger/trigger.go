@@ -52,7 +52,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*Handler, error) 
 	if err != nil {
 		return nil, fmt.Errorf("trigger: %w", err)
 	}
-	store, err := state.Open(cfg.State)
+	store, err := state.Open(ctx, cfg.State, cfg.GCP)
 	if err != nil {
 		return nil, fmt.Errorf("trigger: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 
 	run "cloud.google.com/go/run/apiv2"
@@ -155,6 +154,3 @@ func (cl *Clients) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// FromEnv is ConfigFromEnv with the process environment.
-func FromEnv(project string) Config { return ConfigFromEnv(os.LookupEnv, project) }

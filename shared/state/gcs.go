@@ -45,8 +45,8 @@ func NewGCS(client *storage.Service, bucket, prefix string) *GCS {
 	return &GCS{client: client, name: bucket, prefix: prefix}
 }
 
-// OpenGCS opens url (gs://bucket[/prefix]) in the world of cfg, for callers that hold a
-// gcp.Config of their own; Open uses gcp.FromEnv. Close the store when done.
+// OpenGCS opens url (gs://bucket[/prefix]) in the world of cfg (Open calls it for gs://
+// URLs). Close the store when done.
 func OpenGCS(ctx context.Context, url string, cfg gcp.Config) (*GCS, error) {
 	bucket, prefix, err := parseGCSURL(url)
 	if err != nil {

@@ -139,11 +139,16 @@ func TestOpenGCS(t *testing.T) {
 	}
 }
 
-// TestOpenGCSFromEnv opens gs:// as the functions do, from RUNWAY_EMULATOR_HOST.
-func TestOpenGCSFromEnv(t *testing.T) {
+// TestOpenWithConfig opens gs:// as the functions do, with the emulator's address in their config
+// (RUNWAY_EMULATOR_HOST, read by platform.FunctionConfigFromEnv).
+func TestOpenWithConfig(t *testing.T) {
 	e := emulatortest.Start(t, emulator.Options{})
-	t.Setenv(gcp.EmulatorHostEnv, e.Addr())
-	s, err := Open("gs://runway-state/env")
+	s, err := Open(context.Background(), "gs://runway-state/env", gcp.ConfigFromEnv(func(k string) (string, bool) {
+		if k == gcp.EmulatorHostEnv {
+			return e.Addr(), true
+		}
+		return "", false
+	}, "runway"))
 	if err != nil {
 		t.Fatal(err)
 	}

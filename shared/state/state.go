@@ -3,7 +3,7 @@
 // monitor's incidents and watermark. Every write is conditional on the object's generation, as
 // Cloud Storage's ifGenerationMatch is, so two workers racing on one key cannot both win.
 //
-// The functions and runwayctl open it with Open(RUNWAY_STATE). Production is GCS, a Cloud
+// The functions and runwayctl open it with Open(RUNWAY_STATE, their Google Cloud config). Production is GCS, a Cloud
 // Storage bucket (gs://bucket/prefix) reached with Application Default Credentials, or the
 // emulator's Cloud Storage when RUNWAY_EMULATOR_HOST is set. The embedded default is Dir, a
 // local directory shared by every process of the local platform. Both pass one conformance
@@ -53,15 +53,19 @@ type Store interface {
 // EnvVar names the environment variable that says where the store is.
 const EnvVar = "RUNWAY_STATE"
 
-// Open opens the store at url: Cloud Storage (gs://bucket/prefix, the production store; with
-// RUNWAY_EMULATOR_HOST set, the emulator's) or a local directory (a path, or file:///path).
-// A GCS store holds a client: close it with its Close method when done.
-func Open(url string) (Store, error) {
+// Open opens the store at url: Cloud Storage (gs://bucket/prefix, the production store, or
+// the emulator's when cfg.EmulatorHost is set) or a local directory (a path, or
+// file:///path). A GCS store holds a client: close it with its Close method when done.
+func Open(ctx context.Context, url string, cfg gcp.Config) (Store, error) {
 	switch {
 	case url == "":
 		return nil, fmt.Errorf("state.Open: no store configured (set %s to gs://bucket/prefix or a directory)", EnvVar)
 	case strings.HasPrefix(url, "gs://"):
-		return OpenGCS(context.Background(), url, gcp.FromEnv(""))
+		g, err := OpenGCS(ctx, url, cfg)
+		if err != nil {
+			return nil, err // not a nil *GCS in a non-nil Store
+		}
+		return g, nil
 	case strings.HasPrefix(url, "file://"):
 		return NewDir(strings.TrimPrefix(url, "file://"))
 	case strings.Contains(url, "://"):

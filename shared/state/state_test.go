@@ -1,6 +1,11 @@
 package state
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"runwayjobs.dev/shared/gcp"
+)
 
 func TestOpen(t *testing.T) {
 	tests := []struct {
@@ -15,7 +20,7 @@ func TestOpen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(tt.url)
+			_, err := Open(context.Background(), tt.url, gcp.Config{})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Open(%q) error = %v, wantErr %v", tt.url, err, tt.wantErr)
 			}
