@@ -67,8 +67,9 @@ func newStatusCmd(e *cmdEnv) *cobra.Command {
 		Long: `Without a workload: one line per job workload of the inventory. With one: its schedule in
 words with the next runs (on the platform's clock: the emulator's under runwayctl dev
 --manual-clock), whether it is suspended, its last executions (result, duration and trigger:
-manual or the slot they served), and the slots the trigger skipped (Forbid, suspend) or
-recorded as missed (starting deadline), read from RUNWAY_STATE when it is set. --format json
+manual or the slot they served), and, among its newest 100 slots, those the trigger skipped
+(Forbid, suspend) or recorded as missed (starting deadline), with the run requests it refused,
+read from RUNWAY_STATE when it is set. --format json
 for scripts. Exit status 1 when the workload is not a job of the inventory.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -151,11 +152,14 @@ func loadStatus(ctx context.Context, cl *allclients.Clients, w inventory.Workloa
 	if cs := job.GetTemplate().GetTemplate().GetContainers(); len(cs) == 1 {
 		s.Image = cs[0].Image
 	}
+	var sched *schedule.Schedule
 	if set, err := platform.SettingsOf(job.Annotations); err == nil && set.Schedule != "" {
 		s.Schedule, s.TimeZone, s.Suspended = set.Schedule, set.TimeZone, set.Suspend
-		if sched, err := schedule.Parse(set.Schedule, set.TimeZone); err == nil {
+		if sched, err = schedule.Parse(set.Schedule, set.TimeZone); err == nil {
 			s.Describe = sched.Describe()
 			s.Next = sched.NextN(now, 3)
+		} else {
+			sched = nil
 		}
 		if sj, err := cl.Scheduler.GetJob(ctx, &schedulerpb.GetJobRequest{Name: job.Name}); err == nil {
 			s.Suspended = sj.State == schedulerpb.Job_PAUSED
@@ -173,25 +177,93 @@ func loadStatus(ctx context.Context, cl *allclients.Clients, w inventory.Workloa
 		s.Executions = append(s.Executions, executionOf(x))
 	}
 	if store != nil {
-		keys, err := store.List(ctx, platform.RunRecordPrefix+w.Name+"/")
-		if err != nil {
+		if s.NotRun, err = notRunRecords(ctx, store, w.Name, sched, now); err != nil {
 			return s, err
-		}
-		for _, k := range keys {
-			o, err := store.Get(ctx, k)
-			switch {
-			case errors.Is(err, state.ErrNotFound):
-				continue // deleted since it was listed
-			case err != nil:
-				return s, fmt.Errorf("read %s: %w", k, err)
-			}
-			var r platform.RunRecord
-			if json.Unmarshal(o.Data, &r) == nil && r.Outcome != platform.RunStarted && r.Outcome != platform.RunClaimed {
-				s.NotRun = append(s.NotRun, r)
-			}
 		}
 	}
 	return s, nil
+}
+
+// statusSlots is how many of a workload's newest slots status reads the records of.
+const statusSlots = 100
+
+// notRunRecords returns the records of w that did not start a run (skipped and missed slots,
+// refused requests): of the newest statusSlots slots of sched (nil: none), and of every run
+// request kept. The slot claims are read from the key of the oldest of those slots on, not
+// listed from the start: a minutely job keeps 46,000 of them (platform.RecordRetention), and
+// reading them all made status and the console cost what the job's history costs.
+func notRunRecords(ctx context.Context, store state.Store, workload string, sched *schedule.Schedule, now time.Time) ([]platform.RunRecord, error) {
+	var keys []string
+	page := func(prefix, after string, stopAt string) error {
+		for {
+			ks, err := store.ListPage(ctx, prefix, after, 500)
+			if err != nil {
+				return err
+			}
+			for _, k := range ks {
+				if stopAt != "" && k >= stopAt {
+					return nil
+				}
+				keys = append(keys, k)
+			}
+			if len(ks) < 500 {
+				return nil
+			}
+			after = ks[len(ks)-1]
+		}
+	}
+	runs := platform.RunRecordPrefix + workload + "/"
+	// Run requests sorting before the slots, the newest slots, run requests sorting after them.
+	if err := page(runs, "", platform.SlotRecordPrefix(workload)); err != nil {
+		return nil, err
+	}
+	if sched != nil {
+		if oldest, ok := oldestOfNewestSlots(sched, now, statusSlots); ok {
+			if err := page(platform.SlotRecordPrefix(workload), platform.SlotRecordKey(workload, oldest.Add(-time.Minute)), ""); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := page(runs, platform.AfterSlotRecords(workload), ""); err != nil {
+		return nil, err
+	}
+	var out []platform.RunRecord
+	for _, k := range keys {
+		o, err := store.Get(ctx, k)
+		switch {
+		case errors.Is(err, state.ErrNotFound):
+			continue // deleted since it was listed
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", k, err)
+		}
+		var r platform.RunRecord
+		if json.Unmarshal(o.Data, &r) == nil && r.Outcome != platform.RunStarted && r.Outcome != platform.RunClaimed {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// oldestOfNewestSlots returns the oldest of the n newest slots of sched at or before now, within
+// the records' retention; ok is false when it has none there. It looks back an hour, then twice
+// as far each time, so its work follows n, not the retention.
+func oldestOfNewestSlots(sched *schedule.Schedule, now time.Time, n int) (time.Time, bool) {
+	for back := time.Hour; ; back *= 2 {
+		back = min(back, platform.RecordRetention)
+		var slots []time.Time // the newest n, oldest first
+		for t := sched.Next(now.Add(-back)); !t.IsZero() && !t.After(now); t = sched.Next(t) {
+			if len(slots) == n {
+				slots = slots[1:]
+			}
+			slots = append(slots, t)
+		}
+		if len(slots) == n || back == platform.RecordRetention {
+			if len(slots) == 0 {
+				return time.Time{}, false
+			}
+			return slots[0], true
+		}
+	}
 }
 
 func executionOf(x *runpb.Execution) executionStatus {

@@ -317,10 +317,19 @@ func RunRecordKey(workload, requestID string) string {
 }
 
 // SlotRecordKey is the store key of the claim of a scheduled slot: the slot is the lock, as
-// Kubernetes names a CronJob's Job after its slot.
+// Kubernetes names a CronJob's Job after its slot. A workload's slot keys sort by slot (the
+// minute has eight digits until 2160).
 func SlotRecordKey(workload string, slot time.Time) string {
-	return fmt.Sprintf("%s%s/slot-%d", RunRecordPrefix, workload, slot.Unix()/60)
+	return fmt.Sprintf("%s%d", SlotRecordPrefix(workload), slot.Unix()/60)
 }
+
+// SlotRecordPrefix is the prefix of a workload's SlotRecordKeys.
+func SlotRecordPrefix(workload string) string { return RunRecordPrefix + workload + "/slot-" }
+
+// AfterSlotRecords is a key that sorts after every SlotRecordKey of workload and before the
+// run-request records that sort after them: a reader of the request records lists its
+// RunRecordPrefix up to SlotRecordPrefix, then on from here, without listing the slots.
+func AfterSlotRecords(workload string) string { return RunRecordPrefix + workload + "/slot." }
 
 // RecordRetention is how long the run records (runs/) and deploy outcomes (deploys/) are kept:
 // longer than Pub/Sub can hold a message for redelivery (31 days, its longest retention), so a
