@@ -376,7 +376,7 @@ func (d *doctor) checkState(ctx context.Context, st *storagev1.Service) {
 		}
 	}
 	runs := platform.RunRecordPrefix + d.w.Name + "/"
-	if _, err := store.List(ctx, runs); err != nil {
+	if _, err := store.ListPage(ctx, runs, "", 1); err != nil { // the right to list, not the history
 		if !forbidden(err) {
 			d.add(check, checkFail, "list "+runs+" in "+where+": "+shortError(err), "check the network and "+state.EnvVar)
 			return
@@ -386,7 +386,7 @@ func (d *doctor) checkState(ctx context.Context, st *storagev1.Service) {
 	if len(denied) > 0 {
 		bucket, _, _ := strings.Cut(strings.TrimPrefix(url, "gs://"), "/")
 		d.add(check, checkFail, where+": not granted: "+strings.Join(denied, ", "),
-			fmt.Sprintf("gcloud storage buckets add-iam-policy-binding gs://%s --role roles/storage.objectViewer --member %s (infra/modules/job-workload grants it with a condition on the names of %s's records, which must admit these reads)%s", bucket, d.who(), d.w.Name, d.whoNote("project_id")))
+			fmt.Sprintf("gcloud storage buckets add-iam-policy-binding gs://%s --role roles/storage.objectViewer --member %s (infra/modules/job-workload grants it with a condition on the names of %s's records and on the prefix a list asks for, which must admit these reads)%s", bucket, d.who(), d.w.Name, d.whoNote("project_id")))
 		return
 	}
 	d.add(check, checkOK, where+": "+d.w.Name+"'s records may be read (deploys/"+d.w.Name+"/, runs/"+d.w.Name+"/) and listed ("+runs+")", "")
