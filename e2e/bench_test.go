@@ -65,8 +65,9 @@ func BenchmarkColdStart(b *testing.B) {
 	emu := emulatortest.Start(b, emulator.Options{})
 	state := b.TempDir()
 	hello := filepath.Join(b.TempDir(), "hellofn")
-	build := exec.Command("go", "build", "-o", hello, "./hellofn")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0") // static, as the functions are built and released
+	// Built as the functions are built and released: linker flags, static.
+	build := exec.Command("go", "build", "-ldflags="+platform.FunctionLDFlags, "-o", hello, "./hellofn")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("go build hellofn: %v\n%s", err, out)
 	}

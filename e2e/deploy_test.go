@@ -40,7 +40,7 @@ func functionBinary(t testing.TB, name string) string {
 		}
 		for _, f := range []string{"deploy", "trigger", "monitor"} {
 			bin := filepath.Join(dir, f)
-			cmd := exec.Command("go", "build", "-o", bin, "./cmd/"+f)
+			cmd := exec.Command("go", "build", "-ldflags="+platform.FunctionLDFlags, "-o", bin, "./cmd/"+f)
 			cmd.Dir = filepath.Join(repoRoot, "functions", f)
 			// Static (CGO_ENABLED=0), as scripts/check-function and the release image build:
 			// make test then compiles the dependencies once for every non-race binary.

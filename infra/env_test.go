@@ -204,6 +204,9 @@ func TestInfraNamesMatchCode(t *testing.T) {
 		{"modules/job-workload/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
 		{"modules/job-project/variables.tf", fmt.Sprintf("default     = %d", platform.MaxDeliveryAttempts)},
 		{"platform/pubsub.tf", fmt.Sprintf("max_delivery_attempts = %d", platform.TickMaxDeliveryAttempts)},
+		// The buildpack links the functions as the e2e tests and scripts/check-function do.
+		{"platform/functions.tf", `environment_variables = { GOOGLE_GOLDFLAGS = "` + platform.FunctionLDFlags + `" }`},
+		{"../scripts/check-function", `go build -ldflags="` + platform.FunctionLDFlags + `" ./...`},
 		{"platform/pubsub.tf", `name     = "` + platform.DeadLetterTopic("${each.key}") + `"`},
 		{"platform/pubsub.tf", `name                       = "` + platform.DeadLetterHoldSubscription("${each.key}") + `"`},
 	} {

@@ -55,6 +55,8 @@ resource "google_cloudfunctions2_function" "function" {
     runtime         = var.go_runtime
     entry_point     = each.value.entry_point
     service_account = google_service_account.build.id
+    # platform.FunctionLDFlags: the buildpack's go build links without symbol table or DWARF.
+    environment_variables = { GOOGLE_GOLDFLAGS = "-s -w" }
     source {
       storage_source {
         bucket = google_storage_bucket.sources.name
