@@ -9,7 +9,8 @@ import (
 )
 
 // ErrOutOfGrant is returned by a Scoped store for an operation its Grant does not allow: in
-// production Cloud Storage would refuse it (403), so it is a bug, not a condition to retry.
+// production Cloud Storage would refuse it (403). It is a bug of the caller, and the
+// functions treat it as they would that 403: the message is kept until the code is fixed.
 var ErrOutOfGrant = errors.New("state: outside the principal's grant")
 
 // Grant is what one principal may do in the store, by key prefix (each ending in "/"). The
