@@ -129,6 +129,7 @@ fuzz:
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzScrub$$' -fuzztime=$(FUZZTIME) ./notify/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzLevelless$$' -fuzztime=$(FUZZTIME) ./logging/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzSlotOfKey$$' -fuzztime=$(FUZZTIME) ./platform/
+	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzRunRecordKey$$' -fuzztime=$(FUZZTIME) ./platform/
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzValidatorMatchesOracle$$' -fuzztime=$(FUZZTIME) ./document/
 	cd runwayctl && $(GO) test -run='^$$' -fuzz='^FuzzDeniedPermission$$' -fuzztime=$(FUZZTIME) .
 	cd shared && $(GO) test -run='^$$' -fuzz='^FuzzRunWindowsAdd$$' -fuzztime=$(FUZZTIME) ./platform/

@@ -646,3 +646,34 @@ func TestLocateAfterRegionMove(t *testing.T) {
 		})
 	}
 }
+
+// A run request whose id is a slot's name gets a key of its own: it neither takes the slot's
+// claim (which would have made the slot's firing a duplicate) nor is taken for it.
+func TestRunRequestCannotTakeASlot(t *testing.T) {
+	e := newEnv(t)
+	e.createJob(t, "nightly", region2, platform.Settings{Schedule: "*/15 * * * *", ConcurrencyPolicy: "Allow"}, "true")
+	slot := time.Now().UTC().Truncate(15 * time.Minute)
+	slotKey := platform.SlotRecordKey("nightly", slot)
+	id := strings.TrimPrefix(slotKey, "runs/nightly/") // "slot-<minute>"
+	if err := e.h.Handle(ctxT(t), runEvent(t, "nightly", platform.RunRequest{RequestID: id, Workload: "nightly"})); err != nil {
+		t.Fatalf("run request %s: %v", id, err)
+	}
+	if _, ok := e.record(t, slotKey); ok {
+		t.Fatalf("the run request %s wrote the slot's claim %s", id, slotKey)
+	}
+	if err := e.h.Handle(ctxT(t), scheduledEvent(t, "nightly", "s1", slot.Add(2*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	execs := e.executions(t, nightlyJob)
+	if len(execs) != 2 {
+		t.Fatalf("%d executions after a run request and the slot, want 2", len(execs))
+	}
+	rec, ok := e.record(t, slotKey)
+	if !ok || rec.Outcome != platform.RunStarted || rec.Trigger != platform.TriggerSchedule {
+		t.Fatalf("slot record %+v, want the slot started by its schedule", rec)
+	}
+	manual, ok := e.record(t, platform.RunRecordKey("nightly", id))
+	if !ok || manual.Outcome != platform.RunStarted || manual.Execution == rec.Execution {
+		t.Fatalf("run request record %+v (slot's execution %s), want a run of its own", manual, rec.Execution)
+	}
+}

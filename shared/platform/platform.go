@@ -311,9 +311,9 @@ func DeployIntentKey(workload, requestID string) string {
 	return DeployIntentPrefix + workload + "/" + keySafe(requestID)
 }
 
-// RunRecordKey is the store key of the claim of a run request.
+// RunRecordKey is the store key of the claim of a run request; it is never a SlotRecordKey.
 func RunRecordKey(workload, requestID string) string {
-	return RunRecordPrefix + workload + "/" + keySafe(requestID)
+	return RunRecordPrefix + workload + "/" + keySafe(requestID, slotName)
 }
 
 // SlotRecordKey is the store key of the claim of a scheduled slot: the slot is the lock, as
@@ -323,13 +323,16 @@ func SlotRecordKey(workload string, slot time.Time) string {
 	return fmt.Sprintf("%s%d", SlotRecordPrefix(workload), slot.Unix()/60)
 }
 
-// SlotRecordPrefix is the prefix of a workload's SlotRecordKeys.
-func SlotRecordPrefix(workload string) string { return RunRecordPrefix + workload + "/slot-" }
+// slotName begins the name of every slot claim, and of no run request's.
+const slotName = "slot-"
 
-// AfterSlotRecords is a key that sorts after every SlotRecordKey of workload and before the
-// run-request records that sort after them: a reader of the request records lists its
-// RunRecordPrefix up to SlotRecordPrefix, then on from here, without listing the slots.
-func AfterSlotRecords(workload string) string { return RunRecordPrefix + workload + "/slot." }
+// SlotRecordPrefix is the prefix of a workload's SlotRecordKeys.
+func SlotRecordPrefix(workload string) string { return RunRecordPrefix + workload + "/" + slotName }
+
+// AfterSlotRecords is a key that sorts after every SlotRecordKey of workload and before every
+// RunRecordKey that sorts after them: a reader of the request records lists its
+// RunRecordPrefix up to SlotRecordPrefix, then on after this, without listing the slots.
+func AfterSlotRecords(workload string) string { return SlotRecordPrefix(workload) + "~" }
 
 // RecordRetention is how long the run records (runs/) and deploy outcomes (deploys/) are kept:
 // longer than Pub/Sub can hold a message for redelivery (31 days, its longest retention), so a
@@ -373,16 +376,22 @@ func RecordTime(data []byte) (time.Time, error) {
 	return r.Time, nil
 }
 
-// keySafe keeps ids that are plain (CI ids, UUIDs) readable and hashes anything else.
-func keySafe(id string) string {
-	ok := id != "" && len(id) <= 128
+// keySafe keeps ids that are plain (CI ids, UUIDs) readable and hashes anything else, reserved
+// names included: the names a hash makes ("h-…") and, past the given prefixes, names that
+// other keys of the same folder use (a run request id "slot-29934900" is not allowed to be
+// the claim of that slot). Distinct ids thus always get distinct keys.
+func keySafe(id string, reserved ...string) string {
+	ok := id != "" && len(id) <= 128 && id != "." && id != ".." && !strings.HasPrefix(id, "h-")
+	for _, p := range reserved {
+		ok = ok && !strings.HasPrefix(id, p)
+	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
 			ok = false
 			break
 		}
 	}
-	if ok && id != "." && id != ".." {
+	if ok {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))

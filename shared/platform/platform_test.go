@@ -76,6 +76,38 @@ func TestRecordKeys(t *testing.T) {
 	if got, want := SlotRecordKey("w", slot), "runs/w/slot-29934900"; got != want {
 		t.Errorf("SlotRecordKey = %q, want %q", got, want)
 	}
+	// Reserved names are hashed: a request cannot take a slot's claim, nor another id's hash.
+	for _, id := range []string{"slot-29934900", "slot-", "h-" + strings.Repeat("0", 32)} {
+		if k := RunRecordKey("w", id); k == "runs/w/"+id || !strings.HasPrefix(k, "runs/w/h-") {
+			t.Errorf("RunRecordKey(%q) = %q: want it hashed", id, k)
+		}
+	}
+	if k := RunRecordKey("w", "slot.1"); k != "runs/w/slot.1" {
+		t.Errorf("RunRecordKey(slot.1) = %q: only slot- is reserved", k)
+	}
+}
+
+// FuzzRunRecordKey checks that distinct request ids get distinct keys, each one plain segment
+// that is no slot's claim and sorts outside the slot claims (status reads around them).
+func FuzzRunRecordKey(f *testing.F) {
+	f.Add("ci-1-2", "slot-29934900")
+	f.Add("h-0123", "x/y")
+	f.Add("slot.", "slot-")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ka, kb := RunRecordKey("w", a), RunRecordKey("w", b)
+		if a != b && ka == kb {
+			t.Fatalf("RunRecordKey(%q) = RunRecordKey(%q) = %q", a, b, ka)
+		}
+		if strings.Count(ka, "/") != 2 || !strings.HasPrefix(ka, "runs/w/") {
+			t.Fatalf("RunRecordKey(%q) = %q: not one segment under runs/w/", a, ka)
+		}
+		if _, ok := SlotOfKey(ka); ok {
+			t.Fatalf("RunRecordKey(%q) = %q: a slot's claim", a, ka)
+		}
+		if ka >= SlotRecordPrefix("w") && ka <= AfterSlotRecords("w") {
+			t.Fatalf("RunRecordKey(%q) = %q sorts among the slot claims [%q, %q]", a, ka, SlotRecordPrefix("w"), AfterSlotRecords("w"))
+		}
+	})
 }
 
 func TestSlotOfKey(t *testing.T) {
@@ -89,6 +121,7 @@ func TestSlotOfKey(t *testing.T) {
 		{name: "slot record", key: SlotRecordKey("w", slot), want: slot, ok: true},
 		{name: "run record", key: RunRecordKey("w", "pipeline-1"), ok: false},
 		{name: "request id that looks like a slot", key: RunRecordKey("w", "slot-x"), ok: false},
+		{name: "request id that is a slot's name", key: RunRecordKey("w", "slot-29934900"), ok: false},
 		{name: "deploy record", key: DeployRecordKey("w", "slot-5"), ok: false},
 		{name: "deeper key", key: "runs/w/x/slot-5", ok: false},
 		{name: "negative", key: "runs/w/slot--5", ok: false},
