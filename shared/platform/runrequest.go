@@ -106,6 +106,10 @@ func CheckRunRequest(req RunRequest) []string {
 		fail("request_id: is %d bytes long; at most %d", len(req.RequestID), MaxRequestID)
 	} else if strings.ContainsFunc(req.RequestID, isControl) || !utf8.ValidString(req.RequestID) {
 		fail("request_id: %q contains control characters or invalid UTF-8", req.RequestID)
+	} else if strings.HasPrefix(req.RequestID, RunRecordPrefix) {
+		// A scheduled run's RUNWAY_REQUEST_ID is its slot's claim key: a request named so could
+		// be taken for that run when the trigger looks for the execution a request started.
+		fail("request_id: %q begins with %s, which names scheduled runs (their slot's key)", req.RequestID, RunRecordPrefix)
 	}
 	size := 0
 	if req.ClearArgs && len(req.Args) > 0 {

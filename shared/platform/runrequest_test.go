@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckRunRequest(t *testing.T) {
@@ -84,6 +85,11 @@ func TestCheckRunRequest(t *testing.T) {
 			name: "control characters in the request id",
 			req:  RunRequest{RequestID: "a\nb"},
 			want: []string{`request_id: "a\nb" contains control characters or invalid UTF-8`},
+		},
+		{
+			name: "a scheduled run's request id",
+			req:  RunRequest{RequestID: SlotRecordKey("nightly", time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))},
+			want: []string{`request_id: "runs/nightly/slot-29934900" begins with runs/, which names scheduled runs (their slot's key)`},
 		},
 	}
 	for _, tt := range tests {
