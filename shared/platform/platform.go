@@ -346,11 +346,11 @@ var RetainedPrefixes = []string{DeployRecordPrefix, RunRecordPrefix}
 
 // SlotOfKey returns the slot of a SlotRecordKey (to the minute); ok is false for other keys.
 func SlotOfKey(key string) (slot time.Time, ok bool) {
-	i := strings.LastIndex(key, "/slot-")
+	i := strings.LastIndex(key, "/"+slotName)
 	if i < 0 || !strings.HasPrefix(key, RunRecordPrefix) || strings.Count(key, "/") != 2 {
 		return time.Time{}, false
 	}
-	digits := key[i+len("/slot-"):]
+	digits := key[i+1+len(slotName):]
 	if digits == "" || digits[0] == '0' && digits != "0" || strings.Trim(digits, "0123456789") != "" {
 		return time.Time{}, false // not as SlotRecordKey writes it
 	}
