@@ -107,9 +107,16 @@ func TestStateGrantsMatchCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	list := `api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${var.state_prefix}/` + platform.RunRecordPrefix + `${var.name}/\")`
-	if !strings.Contains(string(ws), list) {
-		t.Errorf("modules/job-workload/main.tf: CI's record grant does not let runwayctl status list %s<workload>/ (no %s)", platform.RunRecordPrefix, list)
+	// What runwayctl reads from CI (doctor probes the same keys): the workload's deploy and run
+	// records, and the list of its run records.
+	for _, want := range []string{
+		`resource.name.startsWith(\"${local.object_prefix}` + platform.DeployRecordPrefix + `${var.name}/\")`,
+		`resource.name.startsWith(\"${local.object_prefix}` + platform.RunRecordPrefix + `${var.name}/\")`,
+		`api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${var.state_prefix}/` + platform.RunRecordPrefix + `${var.name}/\")`,
+	} {
+		if !strings.Contains(string(ws), want) {
+			t.Errorf("modules/job-workload/main.tf: CI's record grant (ci_records) has no %s", want)
+		}
 	}
 }
 
