@@ -92,13 +92,14 @@ func (d *Deliverer) settle(ctx context.Context, s *subscription, cfg *subConfig,
 		d.nack(cfg.name, m.ackID)
 		return
 	}
-	// Hold the lease through the backoff, so pstest does not redeliver early, then nack at
-	// the due time (retryDue). The backoff runs on the Clock; the lease on pstest's clock.
+	// Hold the lease through the backoff, so pstest neither redelivers early nor deletes the
+	// message, then push it again at the due time (retryDue). The backoff runs on the Clock;
+	// the lease on pstest's clock.
 	_, _ = d.ps.ModifyAckDeadline(bg, &pb.ModifyAckDeadlineRequest{
 		Subscription: cfg.name, AckIds: []string{m.ackID}, AckDeadlineSeconds: maxLeaseSeconds,
 	})
 	d.mu.Lock()
-	d.retries = append(d.retries, retry{sub: cfg.name, ackID: m.ackID, due: d.clock.Now().Add(wait)})
+	d.retries = append(d.retries, retry{sub: cfg.name, ackID: m.ackID, due: d.clock.Now().Add(wait), m: m})
 	d.mu.Unlock()
 }
 

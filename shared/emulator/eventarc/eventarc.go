@@ -54,17 +54,20 @@
 //     are real time.
 //   - CloudPubSubDeadLetterSourceDeliveryErrorMessage is not set (its wording is unknown).
 //     Redirects are not followed (a 3xx is a nack; unverified against Pub/Sub).
-//   - Delivery attempts come from pstest, which counts them per message across all
-//     subscriptions of a topic; with several subscriptions on one topic, attempts (and so
-//     dead-lettering) can come early. pstest also treats max_delivery_attempts 0 as "dead-letter
-//     at once" where the service means 5, and does not check the 5–100 range: set it
-//     explicitly. When pstest dead-letters by itself it adds none of the attributes above.
+//   - A message's first attempt number comes from pstest, which counts deliveries per message
+//     across all subscriptions of a topic (with several subscriptions on one topic it can start
+//     above 1); the Deliverer counts the retries itself, pushing them while the message stays
+//     leased (see retry). pstest also treats max_delivery_attempts 0 as "dead-letter at once"
+//     where the service means 5, and does not check the 5–100 range: set it explicitly.
 //   - pstest hands out its live subscription protos; reading them races with a concurrent
 //     UpdateSubscription or DeleteTopic (the Deliverer reads them every PollInterval).
-//   - pstest drops messages left undelivered for 10 minutes of its clock. A manual clock's jump
-//     stops at each wake time (Cloud Scheduler slots) and waits there until the deliveries it
-//     caused were answered (at most 2 s), but a message waiting out a backoff across a long
-//     jump can still be dropped.
+//   - pstest deletes a message that is not leased and was published more than 10 minutes ago
+//     (of its clock). A failing push message stays leased to the Deliverer between attempts, so
+//     its retries and dead-lettering run their course (production's policy: 20 attempts over
+//     2h20m); a manual clock's jump stops at every Cloud Scheduler slot and every retry due, and
+//     waits there until the deliveries it caused were answered (at most 2 s). What pstest still
+//     forgets: a message in a pull subscription (a dead-letter hold) left unpulled for 10
+//     minutes of the clock.
 //   - The Duplicate fault sends a second copy after the first is settled and ignores its answer
 //     (an ack that was lost); the Reorder fault holds a message until a later message of the
 //     same subscription has been answered, or for at most 500ms.
@@ -128,7 +131,7 @@ type Deliverer struct {
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
-	retries []retry // nacked messages holding their lease until their backoff ends
+	retries []retry // failed messages holding their lease until their backoff ends
 
 	subs map[string]*subscription // owned by the pull loop
 
@@ -138,10 +141,15 @@ type Deliverer struct {
 	active atomic.Int64
 }
 
-// retry is a nacked message whose redelivery waits until due (on the Clock).
+// retry is a failed delivery whose next attempt waits until due (on the Clock). The message
+// stays leased to us meanwhile and we push it again ourselves: pstest deletes a message that is
+// not leased and was published more than 10 minutes ago, so handing it back to pstest for
+// redelivery ended every retry sequence longer than that (production's 10 s to 600 s backoff
+// reaches 20 attempts after about two hours).
 type retry struct {
 	sub, ackID string
 	due        time.Time
+	m          *delivery
 }
 
 // New returns a Deliverer for opts.PubSub; it delivers nothing until Start.
@@ -189,6 +197,7 @@ func (d *Deliverer) Start(ctx context.Context) {
 	d.discover(ctx)
 	go d.run(ctx)
 	if d.clock.Manual() {
+		d.clock.OnWake(d.nextRetry) // a jump stops where a retry is due, before its lease ends
 		d.clock.OnAdvance(func(time.Time) { d.settleJump(ctx) })
 	}
 }
@@ -273,7 +282,7 @@ func (d *Deliverer) run(ctx context.Context) {
 			d.discover(ctx)
 			nextPoll = now.Add(d.poll)
 		}
-		d.retryDue()
+		d.retryDue(ctx)
 		for _, s := range d.subs {
 			d.pull(ctx, s, now)
 		}
@@ -326,8 +335,22 @@ func (d *Deliverer) drop(s *subscription) {
 	s.held = nil
 }
 
-// retryDue makes the messages whose backoff has ended available for redelivery.
-func (d *Deliverer) retryDue() {
+// nextRetry is the Deliverer's wake time on a manual clock: the earliest retry due.
+func (d *Deliverer) nextRetry() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var next time.Time
+	for _, r := range d.retries {
+		if next.IsZero() || r.due.Before(next) {
+			next = r.due
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// retryDue pushes again the messages whose backoff has ended, still leased to us. It runs in
+// the pull loop.
+func (d *Deliverer) retryDue(ctx context.Context) {
 	now := d.clock.Now()
 	var due []retry
 	d.mu.Lock()
@@ -342,7 +365,23 @@ func (d *Deliverer) retryDue() {
 	d.retries = kept
 	d.mu.Unlock()
 	for _, r := range due {
-		d.nack(r.sub, r.ackID)
+		s := d.subs[r.sub]
+		if s == nil {
+			d.nack(r.sub, r.ackID) // the subscription is gone
+			continue
+		}
+		// A new lease for the attempt, as a redelivery would have; an error means pstest no
+		// longer holds the message for us (the subscription was deleted or recreated).
+		if _, err := d.ps.ModifyAckDeadline(context.Background(), &pb.ModifyAckDeadlineRequest{
+			Subscription: r.sub, AckIds: []string{r.ackID}, AckDeadlineSeconds: int32(s.cfg.ackDeadline / time.Second),
+		}); err != nil {
+			s.forget(r.m.id)
+			continue
+		}
+		m := *r.m // a copy: the previous attempt's goroutine may still be reading r.m
+		m.pulledAt, m.duplicate = time.Now(), false
+		m.attempt = s.countAttempt(m.id, 0)
+		d.enqueue(ctx, s, &m)
 	}
 }
 
@@ -387,6 +426,11 @@ func (d *Deliverer) dispatch(ctx context.Context, s *subscription, rm *pb.Receiv
 		pulledAt:    now,
 	}
 	m.attempt = s.countAttempt(m.id, rm.GetDeliveryAttempt())
+	d.enqueue(ctx, s, m)
+}
+
+// enqueue starts delivering m (pulled, or due for a retry), applying the delivery faults.
+func (d *Deliverer) enqueue(ctx context.Context, s *subscription, m *delivery) {
 	s.inFlight.Add(1)
 	if d.faults != nil {
 		m.duplicate = d.faults.Duplicate()

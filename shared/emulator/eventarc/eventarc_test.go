@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -334,14 +336,29 @@ func TestOutcome(t *testing.T) {
 
 func TestConnectionErrorNacks(t *testing.T) {
 	e := newEnv(t, Options{})
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close() // nothing listens there any more
+	// An endpoint that accepts each connection and closes it at once: every attempt is a
+	// connection error, and counted.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var conns atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
 	topic := e.topic(t, "t")
-	e.subscribe(t, "s", topic, deadURL, retryPolicy(10*time.Millisecond, 20*time.Millisecond))
+	e.subscribe(t, "s", topic, "http://"+l.Addr().String()+"/", retryPolicy(10*time.Millisecond, 20*time.Millisecond))
 	e.start(t)
 	id := e.publish(t, topic, []byte("x"), nil)
-	waitFor(t, 5*time.Second, func() bool { return e.srv.Message(id).Deliveries >= 3 }, "3 attempts")
+	waitFor(t, 5*time.Second, func() bool { return conns.Load() >= 3 }, "3 attempts")
 	if e.acked(id) {
 		t.Error("a message that could not be delivered was acked")
 	}
@@ -383,8 +400,10 @@ func TestRedeliveryBackoff(t *testing.T) {
 					t.Errorf("gap before attempt %d = %v, want %v (+ up to 200ms)", i+2, gap, want)
 				}
 			}
-			if got := e.srv.Message(id).Deliveries; got != 5 {
-				t.Errorf("pstest counted %d delivery attempts, want 5", got)
+			// pstest handed the message out once: the Deliverer kept it leased and pushed the
+			// retries itself (a released message older than 10 minutes is deleted by pstest).
+			if got := e.srv.Message(id).Deliveries; got != 1 {
+				t.Errorf("pstest delivered the message %d times, want 1", got)
 			}
 		})
 	}
