@@ -95,7 +95,13 @@ func TestStateGrantsMatchCode(t *testing.T) {
 	for _, p := range stateGrantDrift(path, src, platform.StateGrants) {
 		t.Error(p)
 	}
+	// The bucket's own age limit applies to the records the monitor prunes (RetainedPrefixes).
+	var retained []string
+	for _, p := range platform.RetainedPrefixes {
+		retained = append(retained, `"${var.state_prefix}/`+p+`"`)
+	}
 	for _, want := range []string{
+		`matches_prefix = [` + strings.Join(retained, ", ") + `]`,
 		`expression = each.value`,
 		`"api.getAttribute(\"storage.googleapis.com/objectListPrefix\", \"\").startsWith(\"${var.state_prefix}/${p}\")"`,
 	} {

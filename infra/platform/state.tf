@@ -15,7 +15,7 @@ resource "google_storage_bucket" "state" {
   lifecycle_rule {
     condition {
       age            = 90
-      matches_prefix = ["${var.state_prefix}/runs/", "${var.state_prefix}/deploys/"]
+      matches_prefix = ["${var.state_prefix}/deploys/", "${var.state_prefix}/runs/"]
     }
     action {
       type = "Delete"
