@@ -370,8 +370,10 @@ func (d *Deliverer) retryDue(ctx context.Context) {
 			d.nack(r.sub, r.ackID) // the subscription is gone
 			continue
 		}
-		// A new lease for the attempt, as a redelivery would have; an error means pstest no
-		// longer holds the message for us (the subscription was deleted or recreated).
+		// A new lease for the attempt, as a redelivery would have. pstest fails this only for
+		// a subscription that is gone, and ignores a stale ack ID: were the lease to lapse
+		// first, pstest would redeliver the message too. It does not: the lease (600 s) is
+		// at least the backoff (at most 600 s), and a manual clock's jump stops at the due time.
 		if _, err := d.ps.ModifyAckDeadline(context.Background(), &pb.ModifyAckDeadlineRequest{
 			Subscription: r.sub, AckIds: []string{r.ackID}, AckDeadlineSeconds: int32(s.cfg.ackDeadline / time.Second),
 		}); err != nil {
